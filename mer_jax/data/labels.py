@@ -1,0 +1,48 @@
+"""Label sets: which corpus label codes form which classes.
+
+A label set maps a corpus' own label codes to class names, in class-index order. Codes that are not
+in the map are excluded from the experiment (and counted by the reader's report).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSet:
+    name: str
+    classes: tuple[str, ...]
+    code_to_class: dict[str, str]
+
+    def index(self, code: str) -> int | None:
+        """Class index of a corpus label code, or None when the code is excluded."""
+        cls = self.code_to_class.get(code)
+        return None if cls is None else self.classes.index(cls)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+LABEL_SETS = {
+    # LPGNet and most IEMOCAP work: excited merged into happy; 5531 utterances on the real release.
+    "iemocap4": LabelSet(
+        "iemocap4",
+        ("ang", "hap", "neu", "sad"),
+        {"ang": "ang", "hap": "hap", "exc": "hap", "neu": "neu", "sad": "sad"},
+    ),
+    # The dynamic-fusion paper's six high-frequency emotions; 7380 utterances on the real release.
+    "iemocap6": LabelSet(
+        "iemocap6",
+        ("ang", "fru", "neu", "sad", "exc", "hap"),
+        {c: c for c in ("ang", "fru", "neu", "sad", "exc", "hap")},
+    ),
+}
+
+
+def get_label_set(name: str) -> LabelSet:
+    try:
+        return LABEL_SETS[name]
+    except KeyError:
+        raise ValueError(f"unknown label set {name!r}; known: {sorted(LABEL_SETS)}") from None
