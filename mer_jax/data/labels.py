@@ -40,6 +40,20 @@ LABEL_SETS = {
     ),
 }
 
+# Public corpora, every emotion of each, classes in alphabetical order. Their label codes are the
+# readers' own: readable names decoded from each corpus' file-name codes (EmoDB, RAVDESS, CREMA-D),
+# or MELD's labels as written (7 emotions with read_meld(target="emotion"), 3 sentiments with
+# target="sentiment").
+for _name, _classes in {
+    "emodb7": ("anger", "boredom", "disgust", "fear", "happiness", "neutral", "sadness"),
+    "ravdess8": ("anger", "calm", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"),
+    "cremad6": ("anger", "disgust", "fear", "happiness", "neutral", "sadness"),
+    "meld7": ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"),
+    "meld_sentiment3": ("negative", "neutral", "positive"),
+}.items():
+    LABEL_SETS[_name] = LabelSet(_name, _classes, {c: c for c in _classes})
+del _name, _classes
+
 
 def get_label_set(name: str) -> LabelSet:
     try:
