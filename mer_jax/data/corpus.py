@@ -18,6 +18,7 @@ from mer_jax.data.labels import LabelSet, get_label_set
 from mer_jax.data.records import OnError, ProblemLog, ReadReport, Utterance
 
 UNKNOWN_SEX = "unknown"
+_MAX_LISTED_SPEAKERS = 30  # summaries list per-speaker counts up to this many speakers
 
 
 @dataclasses.dataclass
@@ -31,8 +32,12 @@ class CorpusReport(ReadReport):
     def summary(self) -> str:
         """`ReadReport.summary` with speaker counts, sexes and notes after the label counts."""
         lines = super().summary().split("\n")
-        speakers = ", ".join(f"{s} {n}" for s, n in sorted(self.speaker_counts.items()))
-        extra = [f"  speakers: {len(self.speaker_counts)} ({speakers or 'none'})"]
+        if len(self.speaker_counts) <= _MAX_LISTED_SPEAKERS:
+            listed = ", ".join(f"{s} {n}" for s, n in sorted(self.speaker_counts.items()))
+        else:
+            top = self.speaker_counts.most_common(_MAX_LISTED_SPEAKERS // 3)
+            listed = "most utterances: " + ", ".join(f"{s} {n}" for s, n in top) + ", ..."
+        extra = [f"  speakers: {len(self.speaker_counts)} ({listed or 'none'})"]
         if self.speaker_sex:
             sexes = collections.Counter(self.speaker_sex.values())
             extra.append("  speaker sex: " + ", ".join(f"{k} {v}" for k, v in sorted(sexes.items())))
