@@ -38,7 +38,7 @@ class CorpusReport(ReadReport):
             top = self.speaker_counts.most_common(_MAX_LISTED_SPEAKERS // 3)
             listed = "most utterances: " + ", ".join(f"{s} {n}" for s, n in top) + ", ..."
         extra = [f"  speakers: {len(self.speaker_counts)} ({listed or 'none'})"]
-        if self.speaker_sex:
+        if any(sex != UNKNOWN_SEX for sex in self.speaker_sex.values()):
             sexes = collections.Counter(self.speaker_sex.values())
             extra.append("  speaker sex: " + ", ".join(f"{k} {v}" for k, v in sorted(sexes.items())))
         extra.extend(f"  note: {what}: {n}" for what, n in sorted(self.notes.items()))
