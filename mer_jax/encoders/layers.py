@@ -1,0 +1,241 @@
+"""Transformer pieces shared by the BERT and DeBERTa-v2 encoders.
+
+Both families are post-LayerNorm encoders with the same layer anatomy: multi-head self-attention
+whose output goes through `dense -> dropout -> LayerNorm(x + residual)`, then a feed-forward block
+ending in the same residual pattern. They differ only in the embeddings they feed in and in extra
+terms DeBERTa adds to the attention logits, so those are the two extension points here:
+`Embeddings` takes options, `SelfAttention.logit_bias` is overridden.
+
+Every module takes a compute `dtype` (e.g. `jnp.bfloat16`) while parameters stay float32;
+attention logits and softmax are always computed in float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "tanh": jnp.tanh,
+}
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The activation Hugging Face configs call `name` (exact erf GELU for "gelu")."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unsupported activation {name!r}; known: {sorted(ACTIVATIONS)}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """Fields common to BERT and DeBERTa-v2 configs, named as in Hugging Face `config.json`."""
+
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    hidden_act: str
+    hidden_dropout_prob: float
+    attention_probs_dropout_prob: float
+    max_position_embeddings: int
+    type_vocab_size: int
+    layer_norm_eps: float
+    initializer_range: float
+    pad_token_id: int | None
+
+    @classmethod
+    def from_hf(cls, config) -> "TransformerConfig":
+        """Build from a transformers `PretrainedConfig` or a `config.json` dict; unknown keys are ignored."""
+        values = config if isinstance(config, dict) else config.to_dict()
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
+            )
+        activation(self.hidden_act)
+
+
+@struct.dataclass
+class EncoderOutput:
+    """What a text encoder returns.
+
+    last_hidden_state: (B, L, H) final layer output; positions where attention_mask is 0 hold
+        unspecified values.
+    hidden_states: with output_hidden_states, the embedding output followed by each layer's output
+        (num_hidden_layers + 1 arrays), as in Hugging Face.
+    pooled: BERT's pooler output tanh(dense(h_[CLS])) when the encoder has a pooler, else None.
+    """
+
+    last_hidden_state: jax.Array
+    hidden_states: tuple[jax.Array, ...] | None = None
+    pooled: jax.Array | None = None
+
+    @property
+    def cls(self) -> jax.Array:
+        """The first token's final hidden state, (B, H): the [CLS] feature."""
+        return self.last_hidden_state[:, 0]
+
+
+class Builder:
+    """Creates sub-modules with one dtype, float32 parameters and BERT-style normal(std) init."""
+
+    def __init__(self, config: TransformerConfig, dtype, rngs: nnx.Rngs):
+        self.config, self.dtype, self.rngs = config, dtype, rngs
+        self.init = jax.nn.initializers.normal(config.initializer_range)
+
+    def dense(self, features_in: int, features_out: int, *, use_bias: bool = True) -> nnx.Linear:
+        return nnx.Linear(features_in, features_out, use_bias=use_bias, dtype=self.dtype,
+                          kernel_init=self.init, rngs=self.rngs)
+
+    def embed(self, num: int, features: int) -> nnx.Embed:
+        return nnx.Embed(num, features, dtype=self.dtype, embedding_init=self.init, rngs=self.rngs)
+
+    def norm(self) -> nnx.LayerNorm:
+        return nnx.LayerNorm(self.config.hidden_size, epsilon=self.config.layer_norm_eps, dtype=self.dtype,
+                             rngs=self.rngs)
+
+    def dropout(self, rate: float) -> nnx.Dropout:
+        return nnx.Dropout(rate, rngs=self.rngs)
+
+
+class Embeddings(nnx.Module):
+    """Token (+ absolute position) (+ segment) embeddings, optionally projected to the hidden size,
+    then LayerNorm and dropout. BERT uses all three tables; DeBERTa-v3 only the token table and
+    relies on relative attention for positions."""
+
+    def __init__(self, b: Builder, *, embedding_size: int, num_positions: int, num_segments: int):
+        c = b.config
+        self.word = b.embed(c.vocab_size, embedding_size)
+        self.position = b.embed(num_positions, embedding_size) if num_positions else None
+        self.token_type = b.embed(num_segments, embedding_size) if num_segments else None
+        self.embed_proj = (b.dense(embedding_size, c.hidden_size, use_bias=False)
+                           if embedding_size != c.hidden_size else None)
+        self.norm = b.norm()
+        self.dropout = b.dropout(c.hidden_dropout_prob)
+
+    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array | None) -> jax.Array:
+        x = self.word(input_ids)
+        if self.position is not None:
+            if input_ids.shape[1] > self.position.num_embeddings:
+                raise ValueError(f"sequence length {input_ids.shape[1]} exceeds the "
+                                 f"{self.position.num_embeddings} absolute position embeddings")
+            x = x + self.position(jnp.arange(input_ids.shape[1]))[None]
+        if self.token_type is not None:
+            segments = jnp.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+            x = x + self.token_type(segments)
+        if self.embed_proj is not None:
+            x = self.embed_proj(x)
+        return self.dropout(self.norm(x))
+
+
+class ResidualNorm(nnx.Module):
+    """`LayerNorm(dropout(dense(x)) + residual)`: the post-norm residual that closes both the
+    attention and the feed-forward block (Hugging Face's `*SelfOutput` and `*Output`)."""
+
+    def __init__(self, b: Builder, features_in: int):
+        self.dense = b.dense(features_in, b.config.hidden_size)
+        self.dropout = b.dropout(b.config.hidden_dropout_prob)
+        self.norm = b.norm()
+
+    def __call__(self, x: jax.Array, residual: jax.Array) -> jax.Array:
+        return self.norm(self.dropout(self.dense(x)) + residual)
+
+
+class FeedForward(nnx.Module):
+    """Position-wise `hidden -> intermediate -> hidden` MLP with the post-norm residual."""
+
+    def __init__(self, b: Builder):
+        c = b.config
+        self.intermediate = b.dense(c.hidden_size, c.intermediate_size)
+        self.act = activation(c.hidden_act)
+        self.output = ResidualNorm(b, c.intermediate_size)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.output(self.act(self.intermediate(x)), x)
+
+
+class SelfAttention(nnx.Module):
+    """Multi-head scaled dot-product self-attention over the unmasked keys, closed by `ResidualNorm`.
+
+    Logits are `q.k / sqrt(head_dim * scale_factor)` plus `logit_bias(...)`, which is zero here;
+    subclasses add relative-position terms (DeBERTa's scale_factor counts those terms).
+    """
+
+    def __init__(self, b: Builder, *, head_dim: int | None = None, scale_factor: int = 1):
+        c = b.config
+        self.num_heads = c.num_attention_heads
+        self.head_dim = head_dim or c.hidden_size // c.num_attention_heads
+        self.scale = 1.0 / math.sqrt(self.head_dim * scale_factor)
+        inner = self.num_heads * self.head_dim
+        self.query = b.dense(c.hidden_size, inner)
+        self.key = b.dense(c.hidden_size, inner)
+        self.value = b.dense(c.hidden_size, inner)
+        self.attention_dropout = b.dropout(c.attention_probs_dropout_prob)
+        self.output = ResidualNorm(b, inner)
+
+    def split_heads(self, x: jax.Array) -> jax.Array:
+        """(..., L, heads * head_dim) -> (..., L, heads, head_dim)."""
+        return x.reshape(*x.shape[:-1], self.num_heads, self.head_dim)
+
+    def logit_bias(self, q: jax.Array, k: jax.Array, **context) -> jax.Array | float:
+        """Extra (B, heads, Lq, Lk) attention logits, already scaled; q, k are (B, L, heads, head_dim)."""
+        del q, k, context
+        return 0.0
+
+    def __call__(self, x: jax.Array, key_mask: jax.Array, **context) -> jax.Array:
+        q, k, v = (self.split_heads(proj(x)) for proj in (self.query, self.key, self.value))
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * self.scale
+        logits = logits + self.logit_bias(q, k, **context)
+        logits = jnp.where(key_mask[:, None, None, :], logits, jnp.finfo(jnp.float32).min)
+        probs = self.attention_dropout(jax.nn.softmax(logits, axis=-1).astype(v.dtype))
+        context_layer = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+        return self.output(context_layer.reshape(*x.shape[:-1], -1), x)
+
+
+class EncoderLayer(nnx.Module):
+    """One transformer layer: self-attention then feed-forward."""
+
+    def __init__(self, attention: SelfAttention, feed_forward: FeedForward):
+        self.attention = attention
+        self.feed_forward = feed_forward
+
+    def __call__(self, x: jax.Array, key_mask: jax.Array, **context) -> jax.Array:
+        return self.feed_forward(self.attention(x, key_mask, **context))
+
+
+def token_mask(input_ids: jax.Array, attention_mask: jax.Array | None) -> jax.Array:
+    """The (B, L) boolean mask of real tokens (all True when no mask is given)."""
+    if attention_mask is None:
+        return jnp.ones(input_ids.shape, bool)
+    return attention_mask.astype(bool)
+
+
+# Flax module path -> Hugging Face module path for the pieces above, matched with re.fullmatch.
+# Encoders add rules for their attention projections and their own modules.
+SHARED_CHECKPOINT_RULES: tuple[tuple[str, str], ...] = (
+    (r"embeddings\.(word|position|token_type)", r"embeddings.\1_embeddings"),
+    (r"embeddings\.norm", r"embeddings.LayerNorm"),
+    (r"embeddings\.embed_proj", r"embeddings.embed_proj"),
+    (r"layers\.(\d+)\.attention\.output\.dense", r"encoder.layer.\1.attention.output.dense"),
+    (r"layers\.(\d+)\.attention\.output\.norm", r"encoder.layer.\1.attention.output.LayerNorm"),
+    (r"layers\.(\d+)\.feed_forward\.intermediate", r"encoder.layer.\1.intermediate.dense"),
+    (r"layers\.(\d+)\.feed_forward\.output\.dense", r"encoder.layer.\1.output.dense"),
+    (r"layers\.(\d+)\.feed_forward\.output\.norm", r"encoder.layer.\1.output.LayerNorm"),
+)
