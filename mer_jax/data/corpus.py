@@ -112,7 +112,12 @@ class Collector:
 
 
 def _audio_message(path) -> str | None:
-    """`audio_problem`, plus a hint when the file is a Git LFS pointer (a clone without git-lfs)."""
+    """`audio_problem`, saying plainly when the file is missing or a Git LFS pointer.
+
+    (libsndfile reports a missing file as an unreadable one, "System error".)
+    """
+    if not Path(path).is_file():
+        return "audio file is missing"
     message = audio_problem(path)
     if message is not None and _is_lfs_pointer(path):
         message += "; it is a Git LFS pointer, not audio: fetch the real files with `git lfs pull`"

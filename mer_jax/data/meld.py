@@ -147,11 +147,11 @@ def _parse_row(raw: dict, collector: Collector) -> tuple[dict | None, str | None
         return None, f"{len(raw[None])} more field(s) than the header has"
     if any(raw[c] is None for c in COLUMNS):
         return None, "fewer fields than the header has"
-    row = {c: raw[c].strip() for c in COLUMNS}
-    repaired = repair_text(row["Utterance"])
-    if repaired != row["Utterance"]:
+    # Repair before stripping: str.strip() would remove U+0085, the damaged form of '…'.
+    repaired = repair_text(raw["Utterance"])
+    if repaired != raw["Utterance"]:
         collector.report.notes["transcripts with repaired cp1252 punctuation"] += 1
-        row["Utterance"] = repaired
+    row = {c: raw[c].strip() for c in COLUMNS} | {"Utterance": repaired.strip()}
     if not row["Utterance"]:
         return None, "empty Utterance"
     if not row["Speaker"]:
