@@ -168,6 +168,7 @@ def test_cremad_decodes_names_and_demographics(tmp_path):
         "We'll stop in a couple of minutes",
     ]
     assert report.speaker_sex == {"1001": "m", "1002": "f", "1091": "unknown"}
+    assert read_cremad(tmp_path / "AudioWAV")[1].speaker_sex == report.speaker_sex
     (tmp_path / "VideoDemographics.csv").unlink()
     assert set(read_cremad(tmp_path / "AudioWAV")[1].speaker_sex.values()) == {"unknown"}
 

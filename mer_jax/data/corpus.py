@@ -132,8 +132,8 @@ def _is_lfs_pointer(path) -> bool:
         return False
 
 
-def list_files(folder: Path, collector: Collector, *, suffix: str = ".wav") -> list[Path]:
-    """The files in `folder` ending in `suffix` (any case), sorted.
+def list_wavs(folder: Path, collector: Collector) -> list[Path]:
+    """The ``.wav`` files in `folder` (any case), sorted.
 
     Everything else is counted in the report as ignored, never dropped silently: macOS '._'
     metadata files, hidden and system files, files of other types, and sub-folders.
@@ -146,8 +146,8 @@ def list_files(folder: Path, collector: Collector, *, suffix: str = ".wav") -> l
             collector.ignore("hidden or system files")
         elif path.is_dir():
             collector.ignore(f"folders inside {folder.name}/")
-        elif path.suffix.lower() != suffix:
-            collector.ignore(f"files not ending in {suffix}")
+        elif path.suffix.lower() != ".wav":
+            collector.ignore("files not ending in .wav")
         else:
             kept.append(path)
     return kept
@@ -175,17 +175,15 @@ def decode_name(path: Path, pattern: re.Pattern, expected: str, collector: Colle
     return fields
 
 
-def find_folder(root, names: tuple[str, ...], suffix: str = ".wav") -> Path:
-    """The first of `root/<name>` that is a folder, else `root` itself if it holds `suffix` files.
+def find_audio_folder(root, name: str) -> Path:
+    """``root/<name>`` if it is a folder, else `root` itself if it holds ``.wav`` files.
 
     Lets a user point a reader at either the corpus root of the official download or straight at
     its audio folder. Raises FileNotFoundError naming what was looked for.
     """
     root = Path(root)
-    for name in names:
-        if (root / name).is_dir():
-            return root / name
-    if root.is_dir() and any(p.suffix.lower() == suffix for p in root.iterdir()):
+    if (root / name).is_dir():
+        return root / name
+    if root.is_dir() and any(p.suffix.lower() == ".wav" for p in root.iterdir()):
         return root
-    looked = ", ".join(f"{root / n}/" for n in names)
-    raise FileNotFoundError(f"no audio folder found: looked for {looked} and {suffix} files in {root}")
+    raise FileNotFoundError(f"no audio folder found: looked for {root / name}/ and .wav files in {root}/")

@@ -3,13 +3,14 @@
 The release (github.com/CheyneyComputerScience/CREMA-D, fetched with git-lfs) has the audio in
 ``AudioWAV/`` as ``1001_DFA_ANG_XX.wav``: actor (1001-1091), sentence code, emotion, level (LO, MD,
 HI, or XX for unspecified). Actor demographics are in ``VideoDemographics.csv`` beside it; without
-that file every actor's sex is 'unknown'.
+that file (e.g. in re-distributions that have only the wavs) every actor's sex is 'unknown'.
 
 Each of the twelve sentences carries no emotion; the transcript is the sentence's text. Speaker =
 session = the actor number. A clone without git-lfs has pointer files instead of audio: each is
-reported as a problem that says so. Known defect of the real release: some clips are empty or
-silent (e.g. ``1076_MTI_SAD_XX.wav``); empty ones are problems, so read it with
-``on_error="skip"`` to leave them out and count them.
+reported as a problem that says so. The release's issue tracker reports a few broken or silent clips
+(e.g. actor 1076's ``MTI_NEU`` and ``MTI_SAD``): unreadable or empty files are problems (read with
+``on_error="skip"`` to leave them out and count them); the reader checks headers, not content, so
+a silent but well-formed clip is kept.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import csv
 import re
 from pathlib import Path
 
-from mer_jax.data.corpus import Collector, decode_name, find_folder, list_files
+from mer_jax.data.corpus import Collector, decode_name, find_audio_folder, list_wavs
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.records import OnError, ReadReport, Utterance
 
@@ -64,11 +65,13 @@ def read_cremad(
     """
     root = Path(root)
     collector = Collector(CORPUS, label_set=label_set, on_error=on_error)
-    audio_folder = find_folder(root, ("AudioWAV",))
-    demographics = root / DEMOGRAPHICS
-    if demographics.is_file():
-        collector.speaker_sex.update(_read_sexes(demographics, collector))
-    for path in list_files(audio_folder, collector):
+    audio_folder = find_audio_folder(root, "AudioWAV")
+    # Beside AudioWAV/ in the release; also found when `root` is AudioWAV/ itself.
+    for demographics in (root / DEMOGRAPHICS, audio_folder.parent / DEMOGRAPHICS):
+        if demographics.is_file():
+            collector.speaker_sex.update(_read_sexes(demographics, collector))
+            break
+    for path in list_wavs(audio_folder, collector):
         fields = decode_name(
             path, _NAME, _EXPECTED, collector,
             sentence=SENTENCES, emotion=EMOTIONS, level=LEVELS,

@@ -14,7 +14,7 @@ in ``report.speaker_sex``.
 from __future__ import annotations
 
 import re
-from mer_jax.data.corpus import Collector, decode_name, find_folder, list_files
+from mer_jax.data.corpus import Collector, decode_name, find_audio_folder, list_wavs
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.records import OnError, ReadReport, Utterance
 
@@ -68,7 +68,7 @@ def read_emodb(
     and unreadable audio are problems naming the file.
     """
     collector = Collector(CORPUS, label_set=label_set, on_error=on_error)
-    for path in list_files(find_folder(root, ("wav",)), collector):
+    for path in list_wavs(find_audio_folder(root, "wav"), collector):
         fields = decode_name(
             path, _NAME, _EXPECTED, collector,
             speaker=SPEAKERS, sentence=SENTENCES, emotion=EMOTIONS,

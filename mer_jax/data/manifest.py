@@ -21,10 +21,11 @@ start, end     no        seconds within the dialogue recording
 cells empty. [2] with ``require_transcript=False`` (audio-only corpora) likewise.
 
 Other columns are allowed and ignored. In a CSV/TSV a missing required column is an error at once
-(no row could be read); in JSON lines a missing key is a problem of that line. A bad row (empty required cell, missing or unreadable audio, a non-numeric turn, a
-duplicate id) is a problem naming the manifest and line, skipped and counted with
-``on_error="skip"``. Without a label set every label code is kept; with one, codes it does not map
-are excluded and counted (``report.excluded_labels``), so a typo in a label shows up there.
+(no row could be read); in JSON lines a missing key is a problem of that line. A bad row (empty
+required cell, missing or unreadable audio, a non-numeric turn, a duplicate id) is a problem naming
+the manifest and line, skipped and counted with ``on_error="skip"``. Without a label set every
+label code is kept; with one, codes it does not map are excluded and counted
+(``report.excluded_labels``), so a typo in a label shows up there.
 """
 
 from __future__ import annotations

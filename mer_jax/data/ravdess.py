@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mer_jax.data.corpus import Collector, decode_name, list_files
+from mer_jax.data.corpus import Collector, decode_name, list_wavs
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.records import OnError, ReadReport, Utterance
 
@@ -70,7 +70,7 @@ def read_ravdess(
     if not folders:
         raise FileNotFoundError(f"{root}: no Actor_XX folders (RAVDESS audio unpacks to Actor_01..24/)")
     for folder in folders:
-        for path in list_files(folder, collector):
+        for path in list_wavs(folder, collector):
             fields = decode_name(
                 path, _NAME, _EXPECTED, collector,
                 modality=MODALITIES, channel=CHANNELS, emotion=EMOTIONS, intensity=INTENSITIES,
