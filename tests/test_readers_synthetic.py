@@ -222,6 +222,12 @@ def test_meld_original_release_encoding_quoted_commas_and_turns(tmp_path):
     assert (c.dialogue_id, c.turn_index, c.session) == ("train_dia4", 0, "S02E06")
     assert (a.start, a.end, a.session, a.label) == (62.5, 64.25, "S02E05", "surprise")
     assert report.notes == {"transcripts with repaired cp1252 punctuation": 2}
+    # A file saved as cp1252 (not UTF-8 at all) is read as cp1252, and the report says so.
+    row = '1,"You’re “sure”?",Ross,fear,negative,0,0,1,1,"0:00:01,000","0:00:02,000"'
+    meld_csv(tmp_path / "dev_sent_emo.csv", row, encoding="cp1252")
+    (u,), report = read_meld(tmp_path, "dev")
+    assert u.transcript == "You’re “sure”?"
+    assert report.notes == {"dev_sent_emo.csv read as cp1252 (not UTF-8)": 1}
 
 
 def test_meld_repair_text():
