@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import soundfile as sf
 
@@ -13,10 +15,10 @@ def audio_problem(path) -> str | None:
 
     Reads only the header, so readers can check every file of a corpus quickly.
     """
+    if not os.path.exists(path):
+        return "audio file is missing"
     try:
         info = sf.info(str(path))
-    except FileNotFoundError:
-        return "audio file is missing"
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         return f"audio file is unreadable ({e})"
     if info.frames == 0:

@@ -1,0 +1,98 @@
+"""Features: 40-dim MFCC frames from audio, token ids from transcripts, and an on-disk MFCC cache.
+
+MFCCs are computed once per corpus and cached under a key that hashes every input file (path, size,
+modification time) and every feature parameter, so a second run reuses them and a changed file or
+parameter recomputes them. Frames beyond ``max_frames`` are truncated (the true, truncated length
+is kept for masking).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+
+import numpy as np
+from tqdm import tqdm
+
+from mer_jax.data.audio import SAMPLE_RATE, load_audio
+from mer_jax.data.records import Utterance
+
+
+@dataclasses.dataclass(frozen=True)
+class MfccParams:
+    """librosa MFCC settings: 25 ms windows every 10 ms at 16 kHz by default."""
+
+    n_mfcc: int = 40
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 64
+    max_frames: int = 300
+
+
+def mfcc(wave: np.ndarray, params: MfccParams) -> np.ndarray:
+    """(frames, n_mfcc) float32 MFCCs of a 16 kHz mono waveform, truncated to params.max_frames."""
+    import librosa  # noqa: PLC0415 (librosa pulls numba; only feature extraction needs it)
+
+    frames = librosa.feature.mfcc(
+        y=wave, sr=SAMPLE_RATE, n_mfcc=params.n_mfcc, n_fft=params.n_fft, win_length=params.win_length,
+        hop_length=params.hop_length, n_mels=params.n_mels,
+    )
+    return np.ascontiguousarray(frames.T[: params.max_frames], dtype=np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioFeatures:
+    """Ragged MFCC frames of many utterances: frames[offsets[i]:offsets[i] + lengths[i]]."""
+
+    frames: np.ndarray  # (total frames, n_mfcc)
+    lengths: np.ndarray  # (n,)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+
+    def padded(self, indices: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """(len(indices), max_frames, n_mfcc) zero-padded frames and their lengths."""
+        out = np.zeros((len(indices), max_frames, self.frames.shape[1]), np.float32)
+        offsets, lengths = self.offsets, np.minimum(self.lengths, max_frames)
+        for row, i in enumerate(indices):
+            out[row, : lengths[i]] = self.frames[offsets[i]: offsets[i] + lengths[i]]
+        return out, lengths[indices].astype(np.int32)
+
+
+def audio_features(utterances: list[Utterance], params: MfccParams, cache_dir=None) -> AudioFeatures:
+    """MFCCs of every utterance, from the cache when the inputs and parameters are unchanged."""
+    path = None
+    if cache_dir is not None:
+        path = pathlib.Path(cache_dir) / f"mfcc-{_cache_key(utterances, params)}.npz"
+        if path.exists():
+            with np.load(path) as cached:
+                return AudioFeatures(cached["frames"], cached["lengths"])
+    per_utterance = [mfcc(load_audio(u.audio_path), params)
+                     for u in tqdm(utterances, desc="MFCC", unit="utt", leave=False)]
+    features = AudioFeatures(np.concatenate(per_utterance), np.array([len(f) for f in per_utterance]))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, frames=features.frames, lengths=features.lengths)
+        os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache entry
+    return features
+
+
+def _cache_key(utterances: list[Utterance], params: MfccParams) -> str:
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(params), sort_keys=True).encode())
+    for u in utterances:
+        stat = os.stat(u.audio_path)
+        digest.update(f"{u.audio_path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def tokenize(texts: list[str], tokenizer, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask), each (len(texts), max_length) int32, with a Hugging Face tokenizer."""
+    encoded = tokenizer(list(texts), max_length=max_length, padding="max_length", truncation=True,
+                        return_tensors="np")
+    return encoded["input_ids"].astype(np.int32), encoded["attention_mask"].astype(np.int32)

@@ -1,0 +1,45 @@
+"""Run summaries: fold results combined, and the short text report printed at the end of a run.
+
+Every number is printed beside the protocol that produced it (split, label set, corpus).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+HEADLINE = ("wa", "ua", "weighted_f1", "macro_f1", "binary_accuracy", "binary_f1")
+
+
+def summarize_folds(folds: list[dict]) -> dict:
+    """The folds' test metrics, and their mean and standard deviation over folds."""
+    summary = {name: float(np.mean([f["test"][name] for f in folds])) for name in HEADLINE}
+    if len(folds) > 1:
+        summary.update({f"{name}_std": float(np.std([f["test"][name] for f in folds])) for name in HEADLINE})
+    return {"test": summary, "folds": folds}
+
+
+def format_report(results: dict, config) -> str:
+    folds = results["folds"]
+    protocol = folds[0]["protocol"] if len(folds) == 1 else f"{len(folds)} folds: " + folds[0]["protocol"].split(",")[0]
+    lines = [
+        f"model: {config.model.name} ({config.model.modalities}); text encoder: {config.text.encoder}",
+        f"data: {results['corpus']}; label set {config.data.label_set}; "
+        f"{results['skipped_bad_input']} utterance(s) skipped as bad input",
+        f"protocol: {protocol}; checkpoint chosen by validation {config.train.select_metric}",
+    ]
+    for k, fold in enumerate(folds):
+        t = fold["test"]
+        name = f"fold {k} " if len(folds) > 1 else ""
+        lines.append(f"{name}test ({fold['sizes']['test']} utt., best epoch {fold['best_epoch']}): "
+                     f"WA {t['wa']:.4f}  UA {t['ua']:.4f}  weighted F1 {t['weighted_f1']:.4f}  "
+                     f"macro F1 {t['macro_f1']:.4f}")
+    if len(folds) == 1:
+        t = folds[0]["test"]
+        lines.append("per-class F1: " + ", ".join(f"{c} {v:.3f}" for c, v in t["per_class_f1"].items()))
+        lines.append("confusion matrix (rows true, columns predicted; " + " ".join(t["classes"]) + "):")
+        lines.extend("  " + " ".join(f"{x:4d}" for x in row) for row in t["confusion_matrix"])
+    else:
+        s = results["test"]
+        lines.append(f"mean over folds: WA {s['wa']:.4f} ± {s['wa_std']:.4f}  UA {s['ua']:.4f} ± {s['ua_std']:.4f}  "
+                     f"weighted F1 {s['weighted_f1']:.4f} ± {s['weighted_f1_std']:.4f}")
+    return "\n".join(lines)

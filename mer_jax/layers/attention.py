@@ -1,0 +1,37 @@
+"""Multi-head scaled dot-product attention with a key mask, returning its weights for analysis.
+
+Used as the dynamic-fusion paper's cross-modal attention (Eq. 3: Q = A W_q from audio,
+K = T W_k and V = T W_v from text) and as self-attention in the small text Transformer.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class MultiHeadAttention(nnx.Module):
+    """softmax(Q K^T / sqrt(d_head)) V per head, then an output projection."""
+
+    def __init__(self, d_model: int, num_heads: int, *, dropout: float = 0.0, rngs: nnx.Rngs):
+        if d_model % num_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by {num_heads} heads")
+        self.num_heads = num_heads
+        self.query = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.key = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.value = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.out = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, queries: jax.Array, keys: jax.Array, key_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(B, Tq, d) queries, (B, Tk, d) keys/values, (B, Tk) mask -> (B, Tq, d), weights (B, h, Tq, Tk)."""
+        def heads(x):
+            return x.reshape(*x.shape[:2], self.num_heads, -1)
+
+        q, k, v = heads(self.query(queries)), heads(self.key(keys)), heads(self.value(keys))
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+        logits = jnp.where(key_mask[:, None, None, :], logits, jnp.finfo(logits.dtype).min)
+        weights = jax.nn.softmax(logits, axis=-1)
+        attended = jnp.einsum("bhqk,bkhd->bqhd", self.dropout(weights), v)
+        return self.out(attended.reshape(*attended.shape[:2], -1)), weights

@@ -1,0 +1,49 @@
+"""A small pre-LayerNorm Transformer text encoder, randomly initialised and trained from scratch.
+
+The stand-in text branch for corpora and machines without a pretrained encoder (e.g. the demo);
+configs swap in pretrained BERT / DeBERTa encoders from `mer_jax.encoders` by name.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mer_jax.layers.attention import MultiHeadAttention
+
+
+class TransformerBlock(nnx.Module):
+    def __init__(self, d_model: int, num_heads: int, dropout: float, *, rngs: nnx.Rngs):
+        self.attention_norm = nnx.LayerNorm(d_model, rngs=rngs)
+        self.attention = MultiHeadAttention(d_model, num_heads, dropout=dropout, rngs=rngs)
+        self.ffn_norm = nnx.LayerNorm(d_model, rngs=rngs)
+        self.ffn_in = nnx.Linear(d_model, 4 * d_model, rngs=rngs)
+        self.ffn_out = nnx.Linear(4 * d_model, d_model, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        h = self.attention_norm(x)
+        x = x + self.dropout(self.attention(h, h, mask)[0])
+        return x + self.dropout(self.ffn_out(jax.nn.gelu(self.ffn_in(self.ffn_norm(x)))))
+
+
+class TransformerEncoder(nnx.Module):
+    """Token ids and attention mask (B, L) -> hidden states (B, L, d_model)."""
+
+    def __init__(self, vocab_size: int, max_length: int, d_model: int, num_layers: int, num_heads: int,
+                 dropout: float, *, rngs: nnx.Rngs):
+        self.hidden_size = d_model
+        self.token_embedding = nnx.Embed(vocab_size, d_model, rngs=rngs)
+        self.position_embedding = nnx.Embed(max_length, d_model, rngs=rngs)
+        self.blocks = nnx.List([TransformerBlock(d_model, num_heads, dropout, rngs=rngs) for _ in range(num_layers)])
+        self.final_norm = nnx.LayerNorm(d_model, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, input_ids: jax.Array, attention_mask: jax.Array) -> jax.Array:
+        mask = attention_mask.astype(bool)
+        x = self.token_embedding(input_ids) + self.position_embedding(jnp.arange(input_ids.shape[1]))[None]
+        x = self.dropout(x)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.final_norm(x)

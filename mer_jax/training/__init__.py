@@ -1,0 +1,1 @@
+"""Optimiser, train/eval steps, sharding, checkpoints and the training loop."""

@@ -1,0 +1,58 @@
+"""Orbax checkpoints of a run: the latest training state (to resume) and the best model by validation.
+
+``<workdir>/checkpoints/latest/<epoch>``: parameters, other model state, optimiser state and the loop's
+bookkeeping, written every ``checkpoint_every_epochs`` epochs (the last two kept).
+``<workdir>/checkpoints/best/<epoch>``: parameters and model state of the epoch with the best
+validation score (only that one kept); evaluation, test and prediction load this.
+Orbax writes each checkpoint to a temporary folder and renames it when complete, so a run killed
+mid-write still has every checkpoint it had finished.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def _manager(directory: pathlib.Path, max_to_keep: int) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(directory.absolute(), options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True))
+
+
+def _abstract(tree):
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+class RunCheckpoints:
+    def __init__(self, workdir):
+        root = pathlib.Path(workdir) / "checkpoints"
+        self.latest = _manager(root / "latest", max_to_keep=2)
+        self.best = _manager(root / "best", max_to_keep=1)
+
+    def save_latest(self, epoch: int, state: dict) -> None:
+        self.latest.save(epoch, args=ocp.args.StandardSave(state))
+
+    def save_best(self, epoch: int, model_state: dict) -> None:
+        # A resumed run redoes the epochs after its latest checkpoint and reproduces them exactly, so
+        # a best checkpoint that the killed run already wrote for this epoch is kept as it is.
+        if epoch not in self.best.all_steps():
+            self.best.save(epoch, args=ocp.args.StandardSave(model_state), force=True)
+
+    def restore_latest(self, like: dict) -> dict | None:
+        """The latest training state shaped (and sharded) like `like`, or None for a fresh run."""
+        epoch = self.latest.latest_step()
+        return None if epoch is None else self.latest.restore(epoch, args=ocp.args.StandardRestore(_abstract(like)))
+
+    def restore_best(self, like: dict) -> dict:
+        epoch = self.best.latest_step()
+        if epoch is None:
+            raise FileNotFoundError(f"no best checkpoint under {self.best.directory}")
+        return self.best.restore(epoch, args=ocp.args.StandardRestore(_abstract(like)))
+
+    def close(self) -> None:
+        """Wait for asynchronous writes to finish."""
+        for manager in (self.latest, self.best):
+            manager.wait_until_finished()
+            manager.close()
