@@ -61,7 +61,6 @@ class DebertaV2Config(TransformerConfig):
     conv_groups: int = 1
     conv_act: str = "tanh"
     embedding_size: int | None = None
-    attention_head_size: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -121,13 +120,12 @@ class DisentangledSelfAttention(SelfAttention):
 
     def __init__(self, b: Builder):
         c: DebertaV2Config = b.config
-        super().__init__(b, head_dim=c.attention_head_size, scale_factor=1 + sum(t in c.pos_att_type for t in POSITION_TERMS))
+        super().__init__(b, scale_factor=1 + sum(t in c.pos_att_type for t in POSITION_TERMS))
         self.c2p = c.relative_attention and "c2p" in c.pos_att_type
         self.p2c = c.relative_attention and "p2c" in c.pos_att_type
-        inner = self.num_heads * self.head_dim
         separate = c.relative_attention and not c.share_att_key
-        self.pos_key = b.dense(c.hidden_size, inner) if separate and self.c2p else None
-        self.pos_query = b.dense(c.hidden_size, inner) if separate and self.p2c else None
+        self.pos_key = b.dense(c.hidden_size, c.hidden_size) if separate and self.c2p else None
+        self.pos_query = b.dense(c.hidden_size, c.hidden_size) if separate and self.p2c else None
         self.pos_dropout = b.dropout(c.hidden_dropout_prob) if c.relative_attention else None
 
     def logit_bias(self, q: jax.Array, k: jax.Array, *, rel_embeddings: jax.Array | None = None,
@@ -150,7 +148,7 @@ class DisentangledSelfAttention(SelfAttention):
 
 class ConvLayer(nnx.Module):
     """DeBERTa-v2's local n-gram branch: act(conv1d(embeddings)) is added to the first layer's output,
-    then LayerNorm; padding positions are zeroed before the activation and after the norm."""
+    then LayerNorm; padding positions are zeroed, as in the reference."""
 
     def __init__(self, b: Builder):
         c: DebertaV2Config = b.config
@@ -162,9 +160,8 @@ class ConvLayer(nnx.Module):
         self.norm = b.norm()
 
     def __call__(self, embedded: jax.Array, layer_output: jax.Array, mask: jax.Array) -> jax.Array:
-        keep = mask[..., None]
-        out = self.act(self.dropout(jnp.where(keep, self.conv(embedded), 0)))
-        return self.norm(layer_output + out) * keep
+        out = self.act(self.dropout(self.conv(embedded)))
+        return self.norm(layer_output + out) * mask[..., None]
 
 
 class DebertaV2Encoder(nnx.Module):

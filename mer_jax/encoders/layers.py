@@ -94,10 +94,15 @@ class EncoderOutput:
 
 
 class Builder:
-    """Creates sub-modules with one dtype, float32 parameters and BERT-style normal(std) init."""
+    """Creates sub-modules with one dtype, float32 parameters and BERT-style normal(std) init.
+
+    Dropout always draws from a stream tagged `dropout` (derived from the default stream when
+    `rngs` has none), so `nnx.reseed(encoder, dropout=key)` reaches every dropout layer.
+    """
 
     def __init__(self, config: TransformerConfig, dtype, rngs: nnx.Rngs):
         self.config, self.dtype, self.rngs = config, dtype, rngs
+        self.dropout_rngs = rngs if "dropout" in rngs else nnx.Rngs(dropout=rngs.default())
         self.init = jax.nn.initializers.normal(config.initializer_range)
 
     def dense(self, features_in: int, features_out: int, *, use_bias: bool = True) -> nnx.Linear:
@@ -112,7 +117,7 @@ class Builder:
                              rngs=self.rngs)
 
     def dropout(self, rate: float) -> nnx.Dropout:
-        return nnx.Dropout(rate, rngs=self.rngs)
+        return nnx.Dropout(rate, rngs=self.dropout_rngs)
 
 
 class Embeddings(nnx.Module):
@@ -178,20 +183,19 @@ class SelfAttention(nnx.Module):
     subclasses add relative-position terms (DeBERTa's scale_factor counts those terms).
     """
 
-    def __init__(self, b: Builder, *, head_dim: int | None = None, scale_factor: int = 1):
+    def __init__(self, b: Builder, *, scale_factor: int = 1):
         c = b.config
         self.num_heads = c.num_attention_heads
-        self.head_dim = head_dim or c.hidden_size // c.num_attention_heads
+        self.head_dim = c.hidden_size // c.num_attention_heads
         self.scale = 1.0 / math.sqrt(self.head_dim * scale_factor)
-        inner = self.num_heads * self.head_dim
-        self.query = b.dense(c.hidden_size, inner)
-        self.key = b.dense(c.hidden_size, inner)
-        self.value = b.dense(c.hidden_size, inner)
+        self.query = b.dense(c.hidden_size, c.hidden_size)
+        self.key = b.dense(c.hidden_size, c.hidden_size)
+        self.value = b.dense(c.hidden_size, c.hidden_size)
         self.attention_dropout = b.dropout(c.attention_probs_dropout_prob)
-        self.output = ResidualNorm(b, inner)
+        self.output = ResidualNorm(b, c.hidden_size)
 
     def split_heads(self, x: jax.Array) -> jax.Array:
-        """(..., L, heads * head_dim) -> (..., L, heads, head_dim)."""
+        """(..., L, hidden) -> (..., L, heads, head_dim)."""
         return x.reshape(*x.shape[:-1], self.num_heads, self.head_dim)
 
     def logit_bias(self, q: jax.Array, k: jax.Array, **context) -> jax.Array | float:
