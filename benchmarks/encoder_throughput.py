@@ -1,0 +1,143 @@
+"""Throughput of the Flax text encoders against transformers' PyTorch models of the same config.
+
+For BERT and DeBERTa-v3 (random weights, copied from the PyTorch model into the Flax one through the
+checkpoint loader), prints sequences/s for a forward pass (eval mode) and for forward+backward
+(train mode, dropout on, gradient of mean(h^2) w.r.t. all parameters), Flax under `jax.jit` and
+PyTorch eager, and the ratio Flax / PyTorch (> 1: Flax is faster). Both run on the same machine:
+PyTorch on CUDA when available, JAX on its default backend.
+
+    python benchmarks/encoder_throughput.py                    # small configs (CPU friendly)
+    python benchmarks/encoder_throughput.py --size base        # bert-base-uncased / deberta-v3-base
+    python benchmarks/encoder_throughput.py --bf16             # bfloat16 compute in both
+
+Imports neither TensorFlow nor anything from the hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("USE_TF", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from mer_jax import encoders  # noqa: E402
+
+DEBERTA_V3 = dict(relative_attention=True, position_buckets=256, max_relative_positions=-1,
+                  pos_att_type="p2c|c2p", share_att_key=True, norm_rel_ebd="layer_norm",
+                  position_biased_input=False, type_vocab_size=0, vocab_size=128100, layer_norm_eps=1e-7)
+SIZES = {
+    "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+}
+
+
+def hf_configs(size: str) -> dict[str, transformers.PretrainedConfig]:
+    shape = SIZES[size]
+    return {
+        "bert": transformers.BertConfig(**shape),
+        "deberta-v3": transformers.DebertaV2Config(**shape, **DEBERTA_V3),
+    }
+
+
+def seqs_per_second(fn, batch: int, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def bench_torch(model, ids, mask, steps, warmup, bf16, device):
+    ids, mask = torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    autocast = lambda: torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+
+    def forward():
+        with torch.inference_mode(), autocast():
+            model(ids, mask)
+        sync()
+
+    def forward_backward():
+        model.zero_grad(set_to_none=True)
+        with autocast():
+            loss = model(ids, mask).last_hidden_state.float().pow(2).mean()
+        loss.backward()
+        sync()
+
+    model.eval()
+    fwd = seqs_per_second(forward, len(ids), steps, warmup)
+    model.train()
+    bwd = seqs_per_second(forward_backward, len(ids), steps, warmup)
+    return fwd, bwd
+
+
+def bench_flax(encoder, ids, mask, steps, warmup):
+    ids, mask = jnp.asarray(ids), jnp.asarray(mask)
+
+    encoder.eval()
+    graphdef, state = nnx.split(encoder)
+    forward = jax.jit(lambda state, ids, mask: nnx.merge(graphdef, state)(ids, mask).last_hidden_state)
+    fwd = seqs_per_second(lambda: forward(state, ids, mask).block_until_ready(), len(ids), steps, warmup)
+
+    encoder.train()
+    graphdef, state = nnx.split(encoder)
+
+    def loss(model, ids, mask):
+        return jnp.mean(model(ids, mask).last_hidden_state.astype(jnp.float32) ** 2)
+
+    @jax.jit
+    def forward_backward(state, ids, mask):
+        return nnx.value_and_grad(loss)(nnx.merge(graphdef, state), ids, mask)
+
+    bwd = seqs_per_second(lambda: jax.block_until_ready(forward_backward(state, ids, mask)),
+                          len(ids), steps, warmup)
+    return fwd, bwd
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--models", nargs="+", default=["bert", "deberta-v3"], choices=["bert", "deberta-v3"])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (float32 params) in both")
+    args = parser.parse_args()
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} on {device} "
+          f"({torch.get_num_threads()} threads); batch {args.batch} x length {args.length}; size {args.size}; "
+          f"{'bfloat16' if args.bf16 else 'float32'} compute")
+    print(f"{'model':<12}{'pass':<18}{'flax seq/s':>12}{'torch seq/s':>13}{'flax/torch':>12}")
+
+    rng = np.random.default_rng(0)
+    for name, config in hf_configs(args.size).items():
+        if name not in args.models:
+            continue
+        torch.manual_seed(0)
+        torch_model = transformers.AutoModel.from_config(config).to(device)
+        encoder = encoders.from_config(config, rngs=nnx.Rngs(0), dtype=jnp.bfloat16 if args.bf16 else jnp.float32)
+        encoders.load_weights(encoder, {k: v.detach().cpu().numpy() for k, v in torch_model.state_dict().items()})
+
+        ids = rng.integers(1, config.vocab_size, (args.batch, args.length))
+        lengths = rng.integers(args.length // 2, args.length + 1, args.batch)
+        mask = (np.arange(args.length)[None] < lengths[:, None]).astype(np.int64)
+        ours = bench_flax(encoder, ids, mask, args.steps, args.warmup)
+        theirs = bench_torch(torch_model, ids, mask, args.steps, args.warmup, args.bf16, device)
+        for label, a, b in zip(("forward", "forward+backward"), ours, theirs):
+            print(f"{name:<12}{label:<18}{a:>12.1f}{b:>13.1f}{a / b:>12.2f}")
+
+
+if __name__ == "__main__":
+    main()
