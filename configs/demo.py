@@ -20,7 +20,7 @@ def get_config():
     c.model.dropout = 0.2
     c.text.hidden = 128
     c.text.layers = 1
-    c.train.epochs = 25
+    c.train.epochs = 15
     c.train.batch_size = 32
     c.train.lr = 2e-3
     c.train.encoder_lr = 1e-3  # the text encoder is trained from scratch here, not fine-tuned

@@ -22,7 +22,7 @@ def base_config() -> ml_collections.ConfigDict:
         skip_bad_input=False,  # True: skip bad utterances and count them instead of stopping
         cache_dir=".cache/features",
     )
-    c.features = dict(n_mfcc=40, max_frames=300, max_tokens=128)
+    c.features = dict(n_mfcc=40, hop_length=160, max_frames=300, max_tokens=128)  # hop 160 = 10 ms at 16 kHz
     c.split = dict(
         protocol="random",  # random | holdout | loso
         test_fraction=0.2,

@@ -32,6 +32,11 @@ class MfccParams:
     n_mels: int = 64
     max_frames: int = 300
 
+    @classmethod
+    def from_config(cls, features) -> "MfccParams":
+        """The MFCC settings of a config's ``features`` section."""
+        return cls(n_mfcc=features.n_mfcc, hop_length=features.hop_length, max_frames=features.max_frames)
+
 
 def mfcc(wave: np.ndarray, params: MfccParams) -> np.ndarray:
     """(frames, n_mfcc) float32 MFCCs of a 16 kHz mono waveform, truncated to params.max_frames."""

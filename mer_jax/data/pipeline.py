@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # tf.data only moves data here; skip oneDNN and its banner
 import tensorflow as tf  # noqa: E402
 
 from mer_jax.data.examples import Examples  # noqa: E402

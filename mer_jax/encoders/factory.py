@@ -50,7 +50,8 @@ def from_config(config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooler: bool =
     """A randomly initialised encoder for a transformers config (or `config.json` dict).
 
     `dtype` is the compute dtype (parameters stay float32); `add_pooler` applies to BERT;
-    `overrides` replace config fields, typically the dropout rates.
+    `overrides` replace config fields, typically the dropout rates. As any NNX module, it starts in
+    training mode (dropout active).
     """
     ours = encoder_config(config, **overrides)
     encoder_cls = ENCODERS[as_hf_config(config).model_type][1]
@@ -70,6 +71,7 @@ def from_pretrained(name_or_path: str | Path, *, dtype=jnp.float32, rngs: nnx.Rn
     folder = resolve(name_or_path, revision)
     config = _transformers().AutoConfig.from_pretrained(folder)
     tensors = read_tensors(folder)
+    # BERT only (ignored otherwise): sentence-embedding checkpoints may come without a pooler.
     has_pooler = "pooler.dense.weight" in canonical_names(tensors, BertEncoder.base_model_prefix)
     encoder = from_config(config, dtype=dtype, rngs=rngs or nnx.Rngs(0), add_pooler=has_pooler, **overrides)
     load_weights(encoder, tensors)

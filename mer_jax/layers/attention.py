@@ -19,7 +19,8 @@ class MultiHeadAttention(nnx.Module):
             raise ValueError(f"d_model {d_model} is not divisible by {num_heads} heads")
         self.num_heads = num_heads
         self.query = nnx.Linear(d_model, d_model, rngs=rngs)
-        self.key = nnx.Linear(d_model, d_model, rngs=rngs)
+        # No key bias: it adds the same q.b to every logit of a query, which softmax cancels exactly.
+        self.key = nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
         self.value = nnx.Linear(d_model, d_model, rngs=rngs)
         self.out = nnx.Linear(d_model, d_model, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)

@@ -41,9 +41,7 @@ def train_and_evaluate(config, workdir) -> dict:
     utterances, read_report = read_corpus(config.data)
     print(read_report.summary())
     label_set = get_label_set(config.data.label_set)
-    audio = (audio_features(utterances, MfccParams(n_mfcc=config.features.n_mfcc,
-                                                   max_frames=config.features.max_frames),
-                            config.data.cache_dir)
+    audio = (audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir)
              if "audio" in config.model.modalities else None)
     splits = make_splits(utterances, config.split.protocol, seed=config.seed,
                          test_fraction=config.split.test_fraction,

@@ -1,0 +1,132 @@
+"""The `mer-jax` command.
+
+    mer-jax demo      [--workdir=runs/demo] [--data=data/demo_iemocap]
+    mer-jax prepare   --config=configs/x.py [--config.field=value ...]
+    mer-jax train     --config=configs/x.py --workdir=runs/x [--config.field=value ...]
+    mer-jax evaluate  --workdir=runs/x
+    mer-jax predict   --workdir=runs/x --audio=a.wav --text="..."
+
+Config overrides are checked: an unknown field or a value of the wrong type stops the command with
+a message naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("USE_TF", "0")
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+COMMANDS = ("demo", "prepare", "train", "evaluate", "predict")
+REPO_CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
+
+config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.json, report.txt, TensorBoard.")
+flags.DEFINE_string("data", "data/demo_iemocap", "demo: where the synthetic corpus is written.")
+flags.DEFINE_string("audio", None, "predict: audio file.")
+flags.DEFINE_string("text", None, "predict: transcript.")
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> None:
+    logging.set_verbosity(logging.WARNING)  # keep Orbax's per-save INFO lines out of the user's terminal
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise app.UsageError(f"usage: mer-jax {{{'|'.join(COMMANDS)}}} [--flags]; got {argv[1:]}")
+    {"demo": demo, "prepare": prepare, "train": train, "evaluate": evaluate, "predict": predict}[argv[1]]()
+
+
+def _config():
+    if FLAGS.config is None:
+        raise app.UsageError("--config=configs/<experiment>.py is required")
+    return FLAGS.config
+
+
+def _workdir() -> pathlib.Path:
+    if FLAGS.workdir is None:
+        raise app.UsageError("--workdir is required")
+    return pathlib.Path(FLAGS.workdir)
+
+
+def prepare() -> None:
+    """Read the corpus, print what it holds, and compute and cache its features."""
+    from mer_jax.data.corpora import read_corpus  # noqa: PLC0415
+    from mer_jax.data.features import MfccParams, audio_features  # noqa: PLC0415
+    from mer_jax.data.iemocap import RELEASE_COUNTS  # noqa: PLC0415
+
+    config = _config()
+    utterances, report = read_corpus(config.data)
+    print(report.summary())
+    if config.data.label_set in RELEASE_COUNTS:
+        print(f"  (the full real IEMOCAP release gives {RELEASE_COUNTS[config.data.label_set]})")
+    features = audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir)
+    print(f"MFCC cached in {config.data.cache_dir}: {len(features.lengths)} utterances, "
+          f"{int(features.lengths.sum())} frames ({int((features.lengths == config.features.max_frames).sum())} "
+          f"truncated at {config.features.max_frames})")
+
+
+def train() -> None:
+    from mer_jax.training.loop import train_and_evaluate  # noqa: PLC0415
+
+    train_and_evaluate(_config(), _workdir())
+
+
+def evaluate() -> None:
+    """Print a finished run's report again (from its metrics.json)."""
+    import ml_collections  # noqa: PLC0415
+
+    from mer_jax.evaluation.report import format_report  # noqa: PLC0415
+
+    workdir = _workdir()
+    if not (workdir / "metrics.json").exists():
+        raise app.UsageError(f"{workdir}: no metrics.json; has this run finished training?")
+    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    print(format_report(json.loads((workdir / "metrics.json").read_text()), config))
+
+
+def predict() -> None:
+    from mer_jax.inference import Predictor  # noqa: PLC0415
+
+    if FLAGS.text is None and FLAGS.audio is None:
+        raise app.UsageError("predict needs --audio and/or --text")
+    predictor = Predictor.load(_workdir())
+    (probabilities,) = predictor.predict_files([(FLAGS.audio, FLAGS.text or "")])
+    best = max(probabilities, key=probabilities.get)
+    print(f"{best}  (" + ", ".join(f"{c} {p:.3f}" for c, p in probabilities.items()) + ")")
+
+
+def demo() -> None:
+    """Write the synthetic corpus, then train and test the fused model and its unimodal variants."""
+    from mer_jax.data.demo import write_demo_corpus  # noqa: PLC0415
+    from mer_jax.training.loop import train_and_evaluate  # noqa: PLC0415
+
+    sys.path.insert(0, str(REPO_CONFIGS))
+    import demo as demo_config  # noqa: PLC0415
+
+    data = pathlib.Path(FLAGS.data)
+    if not (data / "README.txt").exists():
+        print(f"writing the synthetic demo corpus to {data}")
+        write_demo_corpus(data)
+    workdir = pathlib.Path(FLAGS.workdir or "runs/demo")
+    rows = []
+    for modalities in ("audio+text", "audio", "text"):
+        config = demo_config.get_config()
+        config.data.root = str(data)
+        config.model.modalities = modalities
+        results = train_and_evaluate(config, workdir / modalities.replace("+", "_"))
+        rows.append((modalities, results["test"], results["folds"][0]["protocol"]))
+    table = ["| model | test UA | test WA | weighted F1 |", "|---|---|---|---|"]
+    table += [f"| dynamic fusion, {m} | {t['ua']:.3f} | {t['wa']:.3f} | {t['weighted_f1']:.3f} |" for m, t, _ in rows]
+    summary = "\n".join(["Synthetic demo corpus (not IEMOCAP), 6 classes; protocol: " + rows[0][2], *table])
+    (workdir / "summary.md").write_text(summary + "\n")
+    print("\n" + summary)
+
+
+def run() -> None:
+    """Console entry point."""
+    app.run(main)

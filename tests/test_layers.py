@@ -1,0 +1,76 @@
+"""BiLSTM and attention against PyTorch (weights copied across), pooling against a hand computation."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+from mer_jax.layers.attention import MultiHeadAttention
+from mer_jax.layers.bilstm import BiLSTM
+from mer_jax.layers.pooling import masked_mean
+
+
+def _copy_lstm_weights(flax_lstm: BiLSTM, torch_lstm: torch.nn.LSTM, in_features: int, hidden: int):
+    kernel = np.asarray(flax_lstm.input_kernel[...]).reshape(in_features, 2, 4 * hidden)
+    bias = np.asarray(flax_lstm.bias[...]).reshape(2, 4 * hidden)
+    recurrent = np.asarray(flax_lstm.recurrence.kernel[...])
+    with torch.no_grad():
+        for d, suffix in enumerate(["", "_reverse"]):
+            getattr(torch_lstm, f"weight_ih_l0{suffix}").copy_(torch.tensor(kernel[:, d].T))
+            getattr(torch_lstm, f"weight_hh_l0{suffix}").copy_(torch.tensor(recurrent[d].T))
+            getattr(torch_lstm, f"bias_ih_l0{suffix}").copy_(torch.tensor(bias[d]))
+            getattr(torch_lstm, f"bias_hh_l0{suffix}").zero_()
+
+
+@pytest.mark.parametrize("lengths", [[9, 9, 9], [9, 4, 1], [2, 7, 5]])
+def test_bilstm_matches_pytorch_packed_sequences(lengths):
+    batch, time, features, hidden = len(lengths), 9, 6, 5
+    ours = BiLSTM(features, hidden, rngs=nnx.Rngs(0))
+    reference = torch.nn.LSTM(features, hidden, batch_first=True, bidirectional=True)
+    _copy_lstm_weights(ours, reference, features, hidden)
+    x = np.random.default_rng(0).normal(size=(batch, time, features)).astype(np.float32)
+    out = np.asarray(ours(jnp.asarray(x), jnp.asarray(lengths)))
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.tensor(x), torch.tensor(lengths), batch_first=True,
+                                                     enforce_sorted=False)
+    expected, _ = reference(packed)
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(expected, batch_first=True, total_length=time)
+    np.testing.assert_allclose(out, expected.detach().numpy(), atol=1e-5)
+
+
+def test_bilstm_ignores_what_is_in_the_padding():
+    lstm = BiLSTM(3, 4, rngs=nnx.Rngs(1))
+    x = np.random.default_rng(1).normal(size=(2, 8, 3)).astype(np.float32)
+    noisy = x.copy()
+    noisy[:, 5:] = 100.0
+    lengths = jnp.array([5, 5])
+    np.testing.assert_allclose(lstm(jnp.asarray(x), lengths), lstm(jnp.asarray(noisy), lengths), atol=1e-6)
+
+
+def test_cross_attention_matches_pytorch_with_key_padding_mask():
+    d, heads = 16, 4
+    ours = MultiHeadAttention(d, heads, rngs=nnx.Rngs(0))
+    ours.eval()
+    reference = torch.nn.MultiheadAttention(d, heads, batch_first=True)
+    with torch.no_grad():
+        reference.in_proj_weight.copy_(torch.tensor(np.concatenate(
+            [np.asarray(m.kernel[...]).T for m in (ours.query, ours.key, ours.value)])))
+        reference.in_proj_bias.copy_(torch.tensor(np.concatenate(
+            [np.asarray(ours.query.bias[...]), np.zeros(d, np.float32), np.asarray(ours.value.bias[...])])))
+        reference.out_proj.weight.copy_(torch.tensor(np.asarray(ours.out.kernel[...]).T))
+        reference.out_proj.bias.copy_(torch.tensor(np.asarray(ours.out.bias[...])))
+    rng = np.random.default_rng(0)
+    audio = rng.normal(size=(3, 7, d)).astype(np.float32)
+    text = rng.normal(size=(3, 5, d)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], bool)
+    out, weights = ours(jnp.asarray(audio), jnp.asarray(text), jnp.asarray(mask))
+    expected, expected_weights = reference(torch.tensor(audio), torch.tensor(text), torch.tensor(text),
+                                           key_padding_mask=torch.tensor(~mask), average_attn_weights=False)
+    np.testing.assert_allclose(out, expected.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(weights, expected_weights.detach().numpy(), atol=1e-6)
+
+
+def test_masked_mean_by_hand():
+    x = jnp.array([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
+    mask = jnp.array([[True, True, False], [True, True, True]])
+    np.testing.assert_allclose(masked_mean(x, mask), [[2.0], [4.0]])
