@@ -35,10 +35,29 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
+    from mer_jax.config import ConfigError, validate  # noqa: PLC0415
+    from mer_jax.data.records import CorpusError  # noqa: PLC0415
+
     logging.set_verbosity(logging.WARNING)  # keep Orbax's per-save INFO lines out of the user's terminal
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"usage: mer-jax {{{'|'.join(COMMANDS)}}} [--flags]; got {argv[1:]}")
-    {"demo": demo, "prepare": prepare, "train": train, "evaluate": evaluate, "predict": predict}[argv[1]]()
+    try:
+        if FLAGS.config is not None:
+            validate(FLAGS.config)
+        {"demo": demo, "prepare": prepare, "train": train, "evaluate": evaluate, "predict": predict}[argv[1]]()
+    except (ConfigError, CorpusError, FileNotFoundError) as e:  # the user's input, not a bug: no traceback
+        sys.exit(f"mer-jax {argv[1]}: {e}")
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing, with unknown config fields and badly typed values reported in one line."""
+    try:
+        return FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+        reason = e.args[0] if e.args else e
+        while isinstance(reason, BaseException) and reason.args:  # ml_collections wraps KeyErrors
+            reason = reason.args[0]
+        sys.exit(f"mer-jax: bad flag or config override: {reason}")
 
 
 def _config():
@@ -129,4 +148,4 @@ def demo() -> None:
 
 def run() -> None:
     """Console entry point."""
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -39,7 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
     )
     c.text = dict(
         encoder="transformer",  # transformer (small, random init) or a Hugging Face name / folder
-        tokenizer="wordpiece",  # wordpiece (fitted on the training transcripts) or a name / folder
+        tokenizer="words",  # words (a vocabulary fitted on the training transcripts) or a name / folder
         layers=2,
         heads=4,
         hidden=256,
@@ -58,3 +58,35 @@ def base_config() -> ml_collections.ConfigDict:
         log_every_steps=10,
     )
     return ml_collections.ConfigDict(c)
+
+
+class ConfigError(ValueError):
+    """A config value that no run can use."""
+
+
+def validate(config) -> None:
+    """Refuse, before any work starts, values outside what the code knows (naming field and choices)."""
+    from mer_jax.data.corpora import READERS  # noqa: PLC0415
+    from mer_jax.data.labels import LABEL_SETS  # noqa: PLC0415
+    from mer_jax.data.splits import PROTOCOLS  # noqa: PLC0415
+    from mer_jax.models.dynamic_fusion import MODALITIES, QUERIES  # noqa: PLC0415
+    from mer_jax.models.registry import MODELS  # noqa: PLC0415
+
+    choices = {
+        "data.corpus": READERS, "data.label_set": LABEL_SETS, "split.protocol": PROTOCOLS,
+        "model.name": MODELS, "model.modalities": MODALITIES, "model.query": QUERIES,
+        "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1"),
+    }
+    for field, allowed in choices.items():
+        section, name = field.split(".")
+        value = config[section][name]
+        if value not in allowed:
+            raise ConfigError(f"config field {field} = {value!r}: must be one of {sorted(allowed)}")
+    positive = ("train.epochs", "train.batch_size", "features.max_frames", "features.max_tokens", "model.d_model")
+    for field in positive:
+        section, name = field.split(".")
+        if config[section][name] <= 0:
+            raise ConfigError(f"config field {field} = {config[section][name]!r}: must be positive")
+    if config.model.d_model % config.model.num_heads:
+        raise ConfigError(f"config field model.d_model = {config.model.d_model} is not divisible by "
+                          f"model.num_heads = {config.model.num_heads}")

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from mer_jax.data.cremad import read_cremad
+from mer_jax.data.emodb import read_emodb
 from mer_jax.data.iemocap import read_iemocap
+from mer_jax.data.manifest import read_manifest
+from mer_jax.data.ravdess import read_ravdess
 from mer_jax.data.records import ReadReport, Utterance
+
+READERS = {
+    "iemocap": read_iemocap,
+    "emodb": read_emodb,
+    "ravdess": read_ravdess,
+    "cremad": read_cremad,
+    "manifest": read_manifest,  # data.root is the manifest file (.csv / .tsv / .jsonl)
+}
 
 
 def read_corpus(data_config) -> tuple[list[Utterance], ReadReport]:
     """Read the corpus a config's ``data`` section names, raising or skipping bad input as it asks."""
-    on_error = "skip" if data_config.skip_bad_input else "raise"
-    if data_config.corpus == "iemocap":
-        return read_iemocap(data_config.root, data_config.label_set, on_error=on_error)
-    raise ValueError(f"unknown corpus {data_config.corpus!r}; known: iemocap")
+    if data_config.corpus not in READERS:
+        raise ValueError(f"unknown corpus {data_config.corpus!r}; known: {sorted(READERS)}")
+    return READERS[data_config.corpus](data_config.root, label_set=data_config.label_set,
+                                       on_error="skip" if data_config.skip_bad_input else "raise")

@@ -19,6 +19,8 @@ import numpy as np
 
 from mer_jax.data.records import Utterance
 
+PROTOCOLS = ("random", "holdout", "loso")
+
 
 @dataclasses.dataclass(frozen=True)
 class Split:
@@ -59,7 +61,7 @@ def make_splits(utterances: list[Utterance], protocol: str, *, seed: int, test_f
                     f"{validation_fraction:.0%} of the training sessions")
             folds.append(_carve_validation(name, everything[~held], everything[held], validation_fraction, seed))
         return folds
-    raise ValueError(f"unknown split protocol {protocol!r}; choose random, holdout or loso")
+    raise ValueError(f"unknown split protocol {protocol!r}; choose one of {PROTOCOLS}")
 
 
 def _carve_validation(name, train_pool, test, fraction, seed) -> Split:

@@ -1,42 +1,47 @@
-"""Text tokenizers: a Hugging Face tokenizer by name or folder, or a small WordPiece fitted on a corpus.
+"""Text tokenizers: a Hugging Face tokenizer by name or folder, or a word vocabulary fitted on a corpus.
 
-The fitted WordPiece is for encoders trained from scratch (the demo); pretrained encoders use the
+The fitted vocabulary is for encoders trained from scratch (the demo); pretrained encoders use the
 tokenizer saved with their checkpoint. Either way the result is a `transformers` fast tokenizer that
-is saved with the run, so inference tokenizes exactly as training did.
+is saved with the run, so inference (and a resumed run) tokenizes exactly as training did.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 
 os.environ.setdefault("USE_TF", "0")
 
-WORDPIECE = "wordpiece"
+WORDS = "words"
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
-def fit_wordpiece(texts: list[str], vocab_size: int = 2000):
-    """A lower-casing BERT-style WordPiece tokenizer learned from `texts` (the training transcripts)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers  # noqa: PLC0415
+def fit_word_vocabulary(texts: list[str], min_count: int = 1):
+    """A lower-casing, BERT-pre-tokenized word-level tokenizer over the words of `texts`.
+
+    The vocabulary is ordered by count, then alphabetically, so the same texts always give the same ids.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors  # noqa: PLC0415
     from transformers import PreTrainedTokenizerFast  # noqa: PLC0415
 
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special,
-                                                             show_progress=False))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts = collections.Counter(word for text in texts for word, _ in
+                                 pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
 def get_tokenizer(spec: str, training_texts: list[str]):
-    """`wordpiece` fits one on `training_texts`; anything else is a Hugging Face name or local folder."""
-    if spec == WORDPIECE:
-        return fit_wordpiece(training_texts)
+    """`words` fits a vocabulary on `training_texts`; anything else is a Hugging Face name or local folder."""
+    if spec == WORDS:
+        return fit_word_vocabulary(training_texts)
     from transformers import AutoTokenizer  # noqa: PLC0415
 
     return AutoTokenizer.from_pretrained(spec)

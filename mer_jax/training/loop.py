@@ -18,6 +18,7 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
+from mer_jax.config import validate
 from mer_jax.data.corpora import read_corpus
 from mer_jax.data.examples import Examples, make_examples
 from mer_jax.data.features import MfccParams, audio_features
@@ -35,6 +36,7 @@ from mer_jax.training.steps import SplitModel, make_eval_step, make_train_step
 
 def train_and_evaluate(config, workdir) -> dict:
     """Run every fold of config's protocol in `workdir`; return (and write) the metrics."""
+    validate(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json(indent=2))
@@ -73,7 +75,7 @@ def train_fold(config, utterances, audio, label_set, split: Split, workdir: path
     workdir.mkdir(parents=True, exist_ok=True)
     tc = config.train
     tokenizer = get_tokenizer(config.text.tokenizer, [utterances[i].transcript for i in split.train])
-    tokenizer.save_pretrained(str(workdir / "tokenizer"))
+    tokenizer.save_pretrained(str(workdir / "tokenizer"))  # inference tokenizes as training did
     examples = _examples(utterances, split, audio, tokenizer, label_set, config.features.max_tokens)
     model = build_model(config, label_set.num_classes, len(tokenizer), nnx.Rngs(config.seed))
     if "audio" in config.model.modalities:
@@ -97,7 +99,7 @@ def train_fold(config, utterances, audio, label_set, split: Split, workdir: path
 
     checkpoints = RunCheckpoints(workdir)
     state = {"params": params, "other": other, "opt_state": opt_state,
-             "epoch": np.int32(0), "best": np.float32(-1.0), "best_epoch": np.int32(0)}
+             "epoch": np.array(0, np.int32), "best": np.array(-1.0, np.float32), "best_epoch": np.array(0, np.int32)}
     restored = checkpoints.restore_latest(state)
     if restored is not None:
         state = restored
@@ -124,8 +126,8 @@ def train_fold(config, utterances, audio, label_set, split: Split, workdir: path
             checkpoints.save_best(best_epoch, {"params": params, "other": other})
         if (epoch + 1) % tc.checkpoint_every_epochs == 0 or epoch + 1 == tc.epochs:
             checkpoints.save_latest(epoch + 1, {"params": params, "other": other, "opt_state": opt_state,
-                                                "epoch": np.int32(epoch + 1), "best": np.float32(best),
-                                                "best_epoch": np.int32(best_epoch)})
+                                                "epoch": np.array(epoch + 1, np.int32), "best": np.array(best, np.float32),
+                                                "best_epoch": np.array(best_epoch, np.int32)})
     writer.close()
     best_state = checkpoints.restore_best({"params": params, "other": other})
     checkpoints.close()

@@ -1,0 +1,94 @@
+"""The `mer-jax` command end to end on small demo corpora: train, bad input, skip, predict, config checks."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+from mer_jax.data.iemocap import read_iemocap
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TINY = ["--config.train.epochs=2", "--config.train.batch_size=16", "--config.features.max_frames=80",
+        "--config.model.d_model=32", "--config.text.hidden=32"]
+
+
+def mer_jax(*args, cwd=REPO):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    return subprocess.run([shutil.which("mer-jax"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+@pytest.fixture(scope="module")
+def broken_corpus(demo_root, tmp_path_factory):
+    """The demo corpus with one corrupted wav and one malformed EmoEvaluation line."""
+    root = tmp_path_factory.mktemp("cli") / "broken"
+    shutil.copytree(demo_root, root)
+    utterances, _ = read_iemocap(root, "iemocap6")
+    corrupt = pathlib.Path(utterances[5].audio_path)
+    corrupt.write_bytes(b"this is not audio")
+    emo = next(root.glob("Session3/dialog/EmoEvaluation/*.txt"))
+    text = emo.read_text()
+    emo.write_text(text.replace("\t[", "\t(", 1))  # the first turn line loses its [V, A, D] bracket
+    return root, corrupt, emo
+
+
+def test_bad_corpus_is_refused_naming_both_problems(broken_corpus, tmp_path):
+    root, corrupt, emo = broken_corpus
+    result = mer_jax("train", "--config=configs/demo.py", f"--workdir={tmp_path / 'run'}",
+                     f"--config.data.root={root}", f"--config.data.cache_dir={tmp_path / 'cache'}", *TINY)
+    assert result.returncode != 0
+    assert str(corrupt) in result.stderr and "unreadable" in result.stderr
+    assert f"{emo}:3: malformed turn line" in result.stderr
+    assert "skip_bad_input" in result.stderr  # the message says how to go on anyway
+
+
+@pytest.fixture(scope="module")
+def trained_run(broken_corpus, tmp_path_factory):
+    """A tiny fused run on the broken corpus with bad input skipped."""
+    root, _, _ = broken_corpus
+    workdir = tmp_path_factory.mktemp("run") / "fused"
+    result = mer_jax("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={root}",
+                     f"--config.data.cache_dir={workdir.parent / 'cache'}", "--config.data.skip_bad_input=True", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result
+
+
+def test_skip_option_completes_and_reports_two_skipped(trained_run):
+    workdir, result = trained_run
+    assert "skipped (bad input): 2" in result.stdout
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["skipped_bad_input"] == 2
+    report = (workdir / "report.txt").read_text()
+    assert "2 utterance(s) skipped" in report and "held-out session(s) Ses05" in report
+    for name in ("config.json", "test_predictions.csv", "tokenizer", "checkpoints/best", "checkpoints/latest"):
+        assert (workdir / name).exists(), name
+    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    predictions = (workdir / "test_predictions.csv").read_text().splitlines()
+    assert len(predictions) - 1 == metrics["folds"][0]["sizes"]["test"]
+    assert all(line.startswith("Ses05") for line in predictions[1:])
+
+
+def test_predict_and_evaluate_use_the_trained_run(trained_run, demo_root):
+    workdir, _ = trained_run
+    wav = next(pathlib.Path(demo_root).glob("Session5/sentences/wav/*/*.wav"))
+    result = mer_jax("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I love the new job.")
+    assert result.returncode == 0, result.stderr[-3000:]
+    label, probabilities = result.stdout.strip().split("  ", 1)
+    assert label in {"ang", "fru", "neu", "sad", "exc", "hap"} and probabilities.count(",") == 5
+    result = mer_jax("evaluate", f"--workdir={workdir}")
+    assert result.returncode == 0 and "UA" in result.stdout
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.train.epoch=3", 'Did you mean "epochs"'),
+    ("--config.train.epochs=three", "--config.train.epochs=three: invalid literal for int()"),
+    ("--config.model.modalities=video", "model.modalities = 'video': must be one of"),
+])
+def test_bad_config_is_refused_with_a_clear_message(override, message, tmp_path, demo_root):
+    result = mer_jax("train", "--config=configs/demo.py", f"--workdir={tmp_path}", f"--config.data.root={demo_root}",
+                     override)
+    assert result.returncode != 0
+    assert message in result.stderr
