@@ -2,7 +2,7 @@
 
     mer-jax demo      [--workdir=runs/demo] [--data=data/demo_iemocap]
     mer-jax prepare   --config=configs/x.py [--config.field=value ...]
-    mer-jax train     --config=configs/x.py --workdir=runs/x [--config.field=value ...]
+    mer-jax train     --config=configs/x.py --workdir=runs/x [--config.field=value ...] [--distributed]
     mer-jax evaluate  --workdir=runs/x
     mer-jax predict   --workdir=runs/x --audio=a.wav --text="..."
 
@@ -29,6 +29,8 @@ REPO_CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.json, report.txt, TensorBoard.")
 flags.DEFINE_string("data", "data/demo_iemocap", "demo: where the synthetic corpus is written.")
+flags.DEFINE_bool("distributed", False, "Several hosts: call jax.distributed.initialize() first (TPU pods, "
+                  "SLURM, or the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID variables).")
 flags.DEFINE_string("audio", None, "predict: audio file.")
 flags.DEFINE_string("text", None, "predict: transcript.")
 FLAGS = flags.FLAGS
@@ -90,8 +92,12 @@ def prepare() -> None:
 
 
 def train() -> None:
+    import jax  # noqa: PLC0415
+
     from mer_jax.training.loop import train_and_evaluate  # noqa: PLC0415
 
+    if FLAGS.distributed:
+        jax.distributed.initialize()
     train_and_evaluate(_config(), _workdir())
 
 

@@ -106,7 +106,7 @@ def train_fold(config, utterances, audio, label_set, split: Split, workdir: path
         print(f"resuming {workdir} after epoch {int(state['epoch'])}")
     params, other, opt_state = state["params"], state["other"], state["opt_state"]
     start_epoch, best, best_epoch = int(state["epoch"]), float(state["best"]), int(state["best_epoch"])
-    writer = SummaryWriter(str(workdir / "tensorboard"))
+    writer = SummaryWriter(str(workdir / "tensorboard"), write_to_disk=jax.process_index() == 0)
     base_key = jax.random.key(config.seed)
     for epoch in tqdm(range(start_epoch, tc.epochs), desc=f"training {workdir.name}", unit="epoch",
                       initial=start_epoch, total=tc.epochs):

@@ -1,0 +1,62 @@
+"""Audio decoding and MFCCs against librosa, and the on-disk feature cache."""
+
+import os
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mer_jax.data import features
+from mer_jax.data.audio import load_audio
+from mer_jax.data.features import MfccParams, audio_features, mfcc
+from mer_jax.data.records import Utterance
+
+
+def test_stereo_8khz_file_is_mixed_to_mono_and_resampled_like_librosa(tmp_path):
+    t = np.arange(8000) / 8000
+    stereo = np.stack([np.sin(2 * np.pi * 220 * t), 0.5 * np.sin(2 * np.pi * 330 * t)], axis=1) * 0.5
+    path = tmp_path / "stereo.wav"
+    sf.write(path, stereo, 8000, subtype="FLOAT")
+    ours = load_audio(path)
+    expected, rate = librosa.load(path, sr=16000, mono=True)
+    assert rate == 16000 and ours.shape == expected.shape == (16000,)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_undecodable_audio_names_the_file(tmp_path):
+    path = tmp_path / "broken.wav"
+    path.write_bytes(b"RIFF....garbage")
+    with pytest.raises(ValueError, match="broken.wav: cannot decode audio"):
+        load_audio(path)
+
+
+def test_mfcc_is_librosas_40_coefficients_per_10ms_frame_truncated():
+    wave = np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)
+    params = MfccParams(max_frames=150)
+    ours = mfcc(wave, params)
+    expected = librosa.feature.mfcc(y=wave, sr=16000, n_mfcc=40, n_fft=512, win_length=400, hop_length=160,
+                                    n_mels=64).T
+    assert expected.shape == (201, 40) and ours.shape == (150, 40)
+    np.testing.assert_allclose(ours, expected[:150], rtol=1e-5, atol=1e-4)
+
+
+def test_cache_is_reused_and_recomputed_when_inputs_or_parameters_change(tmp_path, monkeypatch):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"u{i}.wav")
+        sf.write(paths[-1], np.random.default_rng(i).normal(0, 0.1, 8000 + 1600 * i), 16000)
+    utts = [Utterance(f"u{i}", "t", "neu", "x", str(p), "s", "s") for i, p in enumerate(paths)]
+    calls = []
+    real_mfcc = features.mfcc
+    monkeypatch.setattr(features, "mfcc", lambda wave, params: calls.append(1) or real_mfcc(wave, params))
+    first = audio_features(utts, MfccParams(), tmp_path / "cache")
+    assert len(calls) == 3 and list(first.lengths) == [51, 61, 71]
+    again = audio_features(utts, MfccParams(), tmp_path / "cache")
+    assert len(calls) == 3 and np.array_equal(again.frames, first.frames)
+    audio_features(utts, MfccParams(max_frames=60), tmp_path / "cache")
+    assert len(calls) == 6
+    sf.write(paths[0], np.zeros(8000), 16000)
+    os.utime(paths[0], ns=(1, 1))  # a changed file: new size or modification time
+    audio_features(utts, MfccParams(), tmp_path / "cache")
+    assert len(calls) == 9
