@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from mer_jax.data.emodb import read_emodb
-from mer_jax.data.meld import SPLITS, meld_split, read_meld
+from mer_jax.data.meld import SPLITS, read_meld
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EMODB = DATA / "emodb"
@@ -126,7 +126,7 @@ def test_meld_split_counts(split):
     dialogues = {r["Dialogue_ID"] for r in rows}
     assert len(dialogues) == MELD_DIALOGUES[split]
     assert {u.dialogue_id for u in utterances} == {f"{split}_dia{d}" for d in dialogues}
-    assert all(u.audio_path is None and meld_split(u) == split for u in utterances)
+    assert all(u.audio_path is None and u.partition == split for u in utterances)
 
     sentiments, _ = read_meld(MELD, split, target="sentiment", label_set="meld_sentiment3")
     assert collections.Counter(u.label for u in sentiments) == {
@@ -155,6 +155,6 @@ def test_meld_rows_in_order_with_turns_and_text():
 @needs_meld
 def test_meld_all_is_the_three_splits():
     utterances, report = read_meld(MELD, "all")
-    assert collections.Counter(meld_split(u) for u in utterances) == MELD_ROWS
+    assert collections.Counter(u.partition for u in utterances) == MELD_ROWS
     assert len({u.utterance_id for u in utterances}) == sum(MELD_ROWS.values())
     assert report.label_counts == {k: sum(v) for k, v in MELD_EMOTIONS.items()}

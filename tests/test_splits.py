@@ -42,6 +42,16 @@ def test_leave_one_session_out_has_one_fold_per_session():
         assert not {utts[i].session for i in f.validation} & {utts[i].session for i in f.test}
 
 
+def test_official_protocol_uses_the_corpus_partitions():
+    utts = [Utterance(f"{p}{i}", "meld", "joy", "x", None, "Ross", "S01E01", partition=p)
+            for p in ("train", "dev", "test") for i in range(3)]
+    (split,) = make_splits(utts, "official", seed=0)
+    assert [[utts[i].partition for i in part] for part in (split.train, split.validation, split.test)] == [
+        ["train"] * 3, ["dev"] * 3, ["test"] * 3]
+    with pytest.raises(ValueError, match="partition"):
+        make_splits(_corpus(), "official", seed=0)
+
+
 def test_unknown_protocol_and_session_are_refused():
     with pytest.raises(ValueError, match="unknown split protocol"):
         make_splits(_corpus(), "kfold", seed=0)

@@ -4,7 +4,7 @@ Files: ``train_sent_emo.csv``, ``dev_sent_emo.csv``, ``test_sent_emo.csv`` with 
 Utterance, Speaker, Emotion, Sentiment, Dialogue_ID, Utterance_ID, Season, Episode, StartTime,
 EndTime``. They are found in `root` itself (the ``MELD.Raw`` download) or in ``root/data/MELD/``
 (the GitHub repository). The official split is kept: read one split with ``split="train"`` etc., or
-all three with ``split="all"`` and recover each utterance's split with `meld_split`.
+all three with ``split="all"``; each utterance's split is its ``partition``.
 
 Choices (MELD leaves them open):
 - Ids. Dialogue ids restart in every split, so they carry the split: utterance ``train_dia0_utt3``
@@ -96,16 +96,12 @@ def read_meld(
                     turn_index=turns[dialogue, utt],
                     start=row["StartTime"],
                     end=row["EndTime"],
+                    partition=name,
                 ),
                 source=csv_path,
                 line=line,
             )
     return collector.finish()
-
-
-def meld_split(utterance: Utterance) -> str:
-    """The official split ('train', 'dev' or 'test') of an utterance read by `read_meld`."""
-    return utterance.utterance_id.split("_", 1)[0]
 
 
 def find_csv(root, split: str) -> Path:

@@ -32,6 +32,7 @@ class Utterance:
     end: float | None = None
     vad: tuple[float, float, float] | None = None  # valence, activation, dominance
     scripted: bool | None = None
+    partition: str | None = None  # the corpus' official train / dev / test part, where it has one (MELD)
 
 
 @dataclasses.dataclass(frozen=True)

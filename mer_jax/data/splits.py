@@ -8,7 +8,9 @@ Protocols:
 * ``random``: a seeded random train:test split over all utterances (the dynamic-fusion paper's
   8:2); speakers overlap between train and test, which the protocol name says.
 * ``holdout``: the sessions named in ``test_sessions`` are the test part (e.g. IEMOCAP Session 5).
-* ``loso``: leave-one-session-out cross-validation, one fold per session (5 on IEMOCAP).
+* ``loso``: leave-one-session-out cross-validation, one fold per session (5 on IEMOCAP; one per
+  speaker on EmoDB, whose reader makes each speaker a session).
+* ``official``: the corpus' own train / dev / test partition (MELD), dev for selection.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from mer_jax.data.records import Utterance
 
-PROTOCOLS = ("random", "holdout", "loso")
+PROTOCOLS = ("random", "holdout", "loso", "official")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,12 @@ def make_splits(utterances: list[Utterance], protocol: str, *, seed: int, test_f
                     f"{validation_fraction:.0%} of the training sessions")
             folds.append(_carve_validation(name, everything[~held], everything[held], validation_fraction, seed))
         return folds
+    if protocol == "official":
+        partitions = np.array([u.partition for u in utterances])
+        parts = [everything[partitions == name] for name in ("train", "dev", "test")]
+        if not all(len(p) for p in parts):
+            raise ValueError("the official protocol needs a corpus with train, dev and test partitions (e.g. MELD)")
+        return [Split("official train / dev / test partition (dev selects the checkpoint)", *parts)]
     raise ValueError(f"unknown split protocol {protocol!r}; choose one of {PROTOCOLS}")
 
 

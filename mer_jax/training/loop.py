@@ -18,7 +18,7 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from mer_jax.config import validate
+from mer_jax.config import ConfigError, validate
 from mer_jax.data.corpora import read_corpus
 from mer_jax.data.examples import Examples, make_examples
 from mer_jax.data.features import MfccParams, audio_features
@@ -43,6 +43,9 @@ def train_and_evaluate(config, workdir) -> dict:
     utterances, read_report = read_corpus(config.data)
     print(read_report.summary())
     label_set = get_label_set(config.data.label_set)
+    if "audio" in config.model.modalities and any(u.audio_path is None for u in utterances):
+        raise ConfigError(f"model.modalities = {config.model.modalities!r} needs audio, but {read_report.corpus} "
+                          "has utterances without audio; use model.modalities = 'text'")
     audio = (audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir)
              if "audio" in config.model.modalities else None)
     splits = make_splits(utterances, config.split.protocol, seed=config.seed,
