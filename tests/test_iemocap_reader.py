@@ -118,4 +118,4 @@ def test_macos_resource_files_are_ignored_and_counted(demo_root, tmp_path):
     shutil.copytree(demo_root, root)
     (root / "Session1/dialog/EmoEvaluation/._Ses01F_impro01.txt").write_bytes(b"\x00\x05\x16\x07")
     _, report = read_iemocap(root, "iemocap6")
-    assert report.ignored["macOS ._ files"] == 1
+    assert report.ignored["macOS '._' metadata files"] == 1

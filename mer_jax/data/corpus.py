@@ -73,6 +73,13 @@ class Collector:
         """Count a file the reader deliberately does not read (e.g. macOS '._' files)."""
         self.report.ignored[what] += 1
 
+    def excludes(self, label: str) -> bool:
+        """Whether the label set leaves `label` out; each exclusion is counted in the report."""
+        if self.label_set is not None and self.label_set.index(label) is None:
+            self.report.excluded_labels[label] += 1
+            return True
+        return False
+
     def add(self, utt: Utterance, *, source=None, line: int | None = None) -> None:
         """Keep `utt`, exclude it by label, or record why it cannot be used.
 
@@ -80,8 +87,7 @@ class Collector:
         file itself is the source.
         """
         where = f" (listed at {source}:{line})" if source is not None else ""
-        if self.label_set is not None and self.label_set.index(utt.label) is None:
-            self.report.excluded_labels[utt.label] += 1
+        if self.excludes(utt.label):
             return
         if utt.audio_path is not None:
             message = _audio_message(utt.audio_path)
@@ -112,12 +118,7 @@ class Collector:
 
 
 def _audio_message(path) -> str | None:
-    """`audio_problem`, saying plainly when the file is missing or a Git LFS pointer.
-
-    (libsndfile reports a missing file as an unreadable one, "System error".)
-    """
-    if not Path(path).is_file():
-        return "audio file is missing"
+    """`audio_problem`, saying plainly when the file is a Git LFS pointer rather than audio."""
     message = audio_problem(path)
     if message is not None and _is_lfs_pointer(path):
         message += "; it is a Git LFS pointer, not audio: fetch the real files with `git lfs pull`"

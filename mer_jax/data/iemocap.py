@@ -16,9 +16,9 @@ from __future__ import annotations
 import pathlib
 import re
 
-from mer_jax.data.audio import audio_problem
-from mer_jax.data.labels import LabelSet, get_label_set
-from mer_jax.data.records import OnError, ProblemLog, ReadReport, Utterance
+from mer_jax.data.corpus import Collector
+from mer_jax.data.labels import LabelSet
+from mer_jax.data.records import OnError, ReadReport, Utterance
 
 IEMOCAP_LABELS = frozenset("neu hap exc sad ang fru sur fea dis oth xxx".split())
 
@@ -37,30 +37,24 @@ _TRANSCRIPT = re.compile(r"^(?P<utt>\S+) \[[^\]]*\]:\s?(?P<text>.*)$")
 _UTTERANCE_ID = re.compile(r"^(?P<dialog>Ses(?P<session>\d\d)[FM]_\w+?)_(?P<speaker>[FM])\d{3}$")
 
 
-def read_iemocap(root, label_set: str | LabelSet = "iemocap4", *, on_error: OnError = "raise",
-                 check_audio: bool = True) -> tuple[list[Utterance], ReadReport]:
+def read_iemocap(root, label_set: str | LabelSet = "iemocap4", *,
+                 on_error: OnError = "raise") -> tuple[list[Utterance], ReadReport]:
     """Read every labelled utterance of an IEMOCAP-layout corpus at `root`, in dialogue order."""
     root = pathlib.Path(root)
-    labels = get_label_set(label_set) if isinstance(label_set, str) else label_set
     sessions = sorted(p for p in root.glob("Session*") if p.is_dir())
     if not sessions:
         raise FileNotFoundError(f"{root}: no Session* folders; is this an IEMOCAP_full_release folder?")
-    report = ReadReport(corpus=f"iemocap ({root}, {labels.name})")
-    problems = ProblemLog(on_error)
-    utterances = []
+    collector = Collector(f"iemocap ({root})", label_set=label_set, on_error=on_error)
     for session_dir in sessions:
         for emo_file in sorted((session_dir / "dialog" / "EmoEvaluation").glob("*.txt")):
             if emo_file.name.startswith("._"):
-                report.ignored["macOS ._ files"] += 1
-                continue
-            utterances.extend(_read_dialogue(session_dir, emo_file, labels, problems, report, check_audio))
-    problems.finish(report)
-    report.kept = len(utterances)
-    report.label_counts.update(u.label for u in utterances)
-    return utterances, report
+                collector.ignore("macOS '._' metadata files")
+            else:
+                _read_dialogue(session_dir, emo_file, collector)
+    return collector.finish()
 
 
-def _read_dialogue(session_dir, emo_file, labels, problems, report, check_audio) -> list[Utterance]:
+def _read_dialogue(session_dir, emo_file, collector: Collector) -> None:
     dialog = emo_file.stem
     turns = []  # (line number, parsed turn line)
     for number, line in enumerate(emo_file.read_text(errors="replace").splitlines(), 1):
@@ -68,46 +62,39 @@ def _read_dialogue(session_dir, emo_file, labels, problems, report, check_audio)
             continue
         match = _TURN.match(line)
         if match is None:
-            problems.add(emo_file, f"malformed turn line: {line!r}", number)
+            collector.problem(emo_file, f"malformed turn line: {line!r}", number)
         elif match["label"] not in IEMOCAP_LABELS:
-            problems.add(emo_file, f"unknown label {match['label']!r} (known: {sorted(IEMOCAP_LABELS)})", number)
+            collector.problem(emo_file, f"unknown label {match['label']!r} (known: {sorted(IEMOCAP_LABELS)})", number)
         elif _UTTERANCE_ID.match(match["utt"]) is None or not match["utt"].startswith(dialog + "_"):
-            problems.add(emo_file, f"utterance id {match['utt']!r} does not belong to dialogue {dialog}", number)
+            collector.problem(emo_file, f"utterance id {match['utt']!r} does not belong to dialogue {dialog}", number)
         else:
             turns.append((number, match))
     turns.sort(key=lambda t: float(t[1]["start"]))
     transcripts = _read_transcripts(session_dir / "dialog" / "transcriptions" / f"{dialog}.txt",
-                                    {m["utt"] for _, m in turns}, report)
-    utterances = []
+                                    {m["utt"] for _, m in turns}, collector)
     for turn_index, (number, m) in enumerate(turns):
-        if labels.index(m["label"]) is None:
-            report.excluded_labels[m["label"]] += 1
+        if collector.excludes(m["label"]):
             continue
         utt = m["utt"]
         text = transcripts.get(utt) if transcripts is not None else None
-        wav = session_dir / "sentences" / "wav" / dialog / f"{utt}.wav"
         problem = (f"labelled turn {utt} has no transcription file for {dialog}" if transcripts is None
                    else f"labelled turn {utt} has no line in transcriptions/{dialog}.txt" if text is None
                    else f"labelled turn {utt} has an empty transcript" if not text.strip()
                    else None)
-        if problem is None and check_audio:
-            bad_audio = audio_problem(wav)
-            problem = f"{wav}: {bad_audio}" if bad_audio else None
         if problem is not None:
-            problems.add(emo_file, problem, number)
+            collector.problem(emo_file, problem, number)
             continue
         ids = _UTTERANCE_ID.match(utt)
-        utterances.append(Utterance(
+        collector.add(Utterance(
             utterance_id=utt, corpus="iemocap", label=m["label"], transcript=text.strip(),
-            audio_path=str(wav), speaker=f"Ses{ids['session']}{ids['speaker']}",
-            session=f"Ses{ids['session']}", dialogue_id=dialog, turn_index=turn_index,
-            start=float(m["start"]), end=float(m["end"]),
+            audio_path=str(session_dir / "sentences" / "wav" / dialog / f"{utt}.wav"),
+            speaker=f"Ses{ids['session']}{ids['speaker']}", session=f"Ses{ids['session']}", dialogue_id=dialog,
+            turn_index=turn_index, start=float(m["start"]), end=float(m["end"]),
             vad=(float(m["v"]), float(m["a"]), float(m["d"])), scripted="_script" in dialog,
-        ))
-    return utterances
+        ), source=emo_file, line=number)
 
 
-def _read_transcripts(path, labelled: set[str], report) -> dict[str, str] | None:
+def _read_transcripts(path, labelled: set[str], collector: Collector) -> dict[str, str] | None:
     """utterance id -> text for the dialogue's labelled turns; None when the file is missing."""
     if not path.exists():
         return None
@@ -116,9 +103,9 @@ def _read_transcripts(path, labelled: set[str], report) -> dict[str, str] | None
         match = _TRANSCRIPT.match(line)
         if match is None:
             if line.strip():
-                report.ignored["transcription lines that are not turns"] += 1
+                collector.ignore("transcription lines that are not turns")
         elif match["utt"] in labelled:
             texts[match["utt"]] = match["text"]
         else:
-            report.ignored["transcribed turns without a label"] += 1
+            collector.ignore("transcribed turns without a label")
     return texts
