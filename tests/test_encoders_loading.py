@@ -108,12 +108,24 @@ def test_checkpoint_without_pooler_gives_encoder_without_pooler(tmp_path):
     assert_matches(encoder, model)
 
 
-def test_deberta_sequence_classifier_checkpoint(tmp_path):
-    config = transformers.DebertaV2Config(**DEBERTA, num_labels=3)
-    model = save(transformers.DebertaV2ForSequenceClassification(config), tmp_path)
-    encoder, hf_config = encoders.from_pretrained(tmp_path)
-    assert hf_config.num_labels == 3
+@pytest.mark.parametrize("head, extra", [
+    ("DebertaV2ForSequenceClassification", dict(num_labels=3)),
+    ("DebertaV2ForMaskedLM", dict(legacy=True)),
+    ("DebertaV2ForMaskedLM", dict(legacy=False)),
+    ("DebertaV2ForTokenClassification", dict(num_labels=5)),
+])
+def test_deberta_task_checkpoints_load_their_base_model(head, extra, tmp_path):
+    model = save(getattr(transformers, head)(transformers.DebertaV2Config(**DEBERTA, **extra)), tmp_path)
+    encoder, _ = encoders.from_pretrained(tmp_path)
     assert_matches(encoder, model.deberta)
+
+
+def test_unused_absolute_positions_in_deberta_v3_checkpoint_are_ignored(tmp_path):
+    model = save(transformers.DebertaV2Model(transformers.DebertaV2Config(**DEBERTA)), tmp_path)
+    rewrite(tmp_path, lambda t: t.update({"embeddings.position_embeddings.weight": np.zeros((512, 16), np.float32)}))
+    encoder, _ = encoders.from_pretrained(tmp_path)
+    assert encoder.embeddings.position is None
+    assert_matches(encoder, model)
 
 
 def test_pytorch_bin_with_legacy_layernorm_names(tmp_path):

@@ -61,9 +61,14 @@ class DebertaV2Config(TransformerConfig):
     conv_groups: int = 1
     conv_act: str = "tanh"
     embedding_size: int | None = None
+    attention_head_size: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
+        head_size = self.hidden_size // self.num_attention_heads
+        if self.attention_head_size not in (None, head_size):
+            raise ValueError(f"attention_head_size {self.attention_head_size} != hidden_size / num_attention_heads "
+                             f"({head_size}); the reference's output projection assumes they are equal")
         terms = self.pos_att_type
         if isinstance(terms, str):
             terms = terms.split("|")
@@ -177,9 +182,12 @@ class DebertaV2Encoder(nnx.Module):
         (r"conv\.conv", r"encoder.conv.conv"),
         (r"conv\.norm", r"encoder.conv.LayerNorm"),
     )
-    # Pre-training (RTD/MLM) and task heads beside the base model in Hugging Face checkpoints.
+    # Pre-training (RTD/MLM) and task heads beside the base model in Hugging Face checkpoints, and
+    # absolute position embeddings that some checkpoints keep although position_biased_input is
+    # false (the reference skips them too). Only tensors the encoder does not use can be ignored.
     ignored_checkpoint_keys = (r"^lm_predictions\.", r"^mask_predictions\.", r"^cls\.", r"^classifier\.",
-                               r"^pooler\.", r"^qa_outputs\.", r"(^|\.)position_ids$")
+                               r"^pooler\.", r"^qa_outputs\.", r"(^|\.)position_ids$",
+                               r"^embeddings\.position_embeddings\.weight$")
 
     def __init__(self, config: DebertaV2Config, *, dtype=jnp.float32, rngs: nnx.Rngs):
         b = Builder(config, dtype, rngs)
