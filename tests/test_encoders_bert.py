@@ -20,6 +20,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from mer_jax import encoders  # noqa: E402
+from mer_jax.encoders.layers import ACTIVATIONS  # noqa: E402
 
 SENTENCES = [
     "I can't believe you did that, I'm so angry right now!",
@@ -169,3 +170,12 @@ def test_finetuning_minilm_lowers_the_loss(minilm_dir):
     model.eval()
     after = float(eval_loss(model))
     assert after < before, (before, after)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activations_match_transformers(name):
+    from transformers.activations import ACT2FN
+
+    x = np.linspace(-6, 6, 1001, dtype=np.float32)
+    expected = ACT2FN[name](torch.tensor(x)).numpy()
+    np.testing.assert_allclose(np.asarray(ACTIVATIONS[name](jnp.asarray(x))), expected, atol=2e-6)

@@ -20,13 +20,25 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
+def _exact_gelu(x):
+    return jax.nn.gelu(x, approximate=False)
+
+
+def _tanh_gelu(x):
+    return jax.nn.gelu(x, approximate=True)
+
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu": _exact_gelu,
+    "gelu_python": _exact_gelu,
+    "gelu_new": _tanh_gelu,
+    "gelu_fast": _tanh_gelu,
+    "gelu_pytorch_tanh": _tanh_gelu,
+    "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
     "relu": jax.nn.relu,
     "silu": jax.nn.silu,
     "swish": jax.nn.silu,
+    "mish": jax.nn.mish,
     "tanh": jnp.tanh,
 }
 
