@@ -109,7 +109,7 @@ def log_bucket_position(relative: np.ndarray, buckets: int, max_position: int) -
 
 @functools.lru_cache(maxsize=64)
 def relative_position_index(length: int, buckets: int, max_position: int, span: int) -> np.ndarray:
-    """(L, L) row of the 2*span relative table for query i and key j: clip(d(i - j) + span, 0, 2*span-1).
+    """(L, L) rows of the 2*span relative table for query i, key j: clip(d(i - j) + span, 0, 2*span - 1).
 
     The c2p term reads Pk at [i, j]; the p2c term's index, -d(j - i) + span in the paper's
     key-major form, is the same number because d is odd, so both terms share this array.
