@@ -38,9 +38,14 @@ def base_config() -> ml_collections.ConfigDict:
         query="frames",  # frames | pooled: what the cross-modal attention's Q is
     )
     c.text = dict(
-        encoder="transformer",  # transformer (small, random init) or a Hugging Face name / folder
-        tokenizer="words",  # words (a vocabulary fitted on the training transcripts) or a name / folder
-        layers=2,
+        # transformer (small, random init) or a Hugging Face BERT / DeBERTa-v2/v3 name or folder,
+        # e.g. microsoft/deberta-v3-base (the paper's encoder)
+        encoder="transformer",
+        # auto: a word vocabulary fitted on the training transcripts for the small transformer, the
+        # checkpoint's own tokenizer for a pretrained encoder; or any Hugging Face name / folder
+        tokenizer="auto",
+        dtype="float32",  # compute dtype of a pretrained encoder (bfloat16 on accelerators); params stay fp32
+        layers=2,  # the small transformer's size
         heads=4,
         hidden=256,
     )
@@ -76,6 +81,7 @@ def validate(config) -> None:
         "data.corpus": READERS, "data.label_set": LABEL_SETS, "split.protocol": PROTOCOLS,
         "model.name": MODELS, "model.modalities": MODALITIES, "model.query": QUERIES,
         "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1"),
+        "text.dtype": ("float32", "bfloat16"),
     }
     for field, allowed in choices.items():
         section, name = field.split(".")

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mer_jax.encoders.layers import EncoderOutput
 from mer_jax.layers.attention import MultiHeadAttention
 
 
@@ -29,7 +30,7 @@ class TransformerBlock(nnx.Module):
 
 
 class TransformerEncoder(nnx.Module):
-    """Token ids and attention mask (B, L) -> hidden states (B, L, d_model)."""
+    """Token ids and attention mask (B, L) -> hidden states (B, L, d_model), as the pretrained encoders do."""
 
     def __init__(self, vocab_size: int, max_length: int, d_model: int, num_layers: int, num_heads: int,
                  dropout: float, *, rngs: nnx.Rngs):
@@ -40,10 +41,10 @@ class TransformerEncoder(nnx.Module):
         self.final_norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
-    def __call__(self, input_ids: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    def __call__(self, input_ids: jax.Array, attention_mask: jax.Array) -> EncoderOutput:
         mask = attention_mask.astype(bool)
         x = self.token_embedding(input_ids) + self.position_embedding(jnp.arange(input_ids.shape[1]))[None]
         x = self.dropout(x)
         for block in self.blocks:
             x = block(x, mask)
-        return self.final_norm(x)
+        return EncoderOutput(last_hidden_state=self.final_norm(x))

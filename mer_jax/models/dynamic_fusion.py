@@ -64,7 +64,8 @@ class DynamicFusion(nnx.Module):
             audio = self.bilstm(self.feature_norm(batch["mfcc"]), batch["mfcc_length"])  # (B, T, d)
         if "text" in self.modalities:
             text_mask = batch["attention_mask"].astype(bool)
-            text = self.text_projection(self.text_encoder(batch["input_ids"], batch["attention_mask"]))
+            encoded = self.text_encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+            text = self.text_projection(encoded)
         if self.modalities == "audio":
             pooled = masked_mean(audio, audio_mask)
         elif self.modalities == "text":

@@ -27,7 +27,7 @@ from mer_jax.data.splits import Split, make_splits
 from mer_jax.data.tokenizer import get_tokenizer
 from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import format_report, summarize_folds
-from mer_jax.models.registry import build_model
+from mer_jax.models.registry import build_model, tokenizer_spec
 from mer_jax.training import sharding
 from mer_jax.training.checkpoints import RunCheckpoints
 from mer_jax.training.optimizer import make_optimizer
@@ -77,7 +77,7 @@ def train_fold(config, utterances, audio, label_set, split: Split, workdir: path
 
     workdir.mkdir(parents=True, exist_ok=True)
     tc = config.train
-    tokenizer = get_tokenizer(config.text.tokenizer, [utterances[i].transcript for i in split.train])
+    tokenizer = get_tokenizer(tokenizer_spec(config), [utterances[i].transcript for i in split.train])
     tokenizer.save_pretrained(str(workdir / "tokenizer"))  # inference tokenizes as training did
     examples = _examples(utterances, split, audio, tokenizer, label_set, config.features.max_tokens)
     model = build_model(config, label_set.num_classes, len(tokenizer), nnx.Rngs(config.seed))

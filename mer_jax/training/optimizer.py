@@ -14,7 +14,7 @@ ENCODER = "text_encoder"  # the attribute name of the text encoder in every mode
 
 
 def schedule(peak: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
-    return optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup_steps, 1), max(total_steps, warmup_steps + 1),
+    return optax.warmup_cosine_decay_schedule(0.0, peak, warmup_steps, max(total_steps, warmup_steps + 1),
                                               end_value=peak * 0.01)
 
 

