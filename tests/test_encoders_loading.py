@@ -124,7 +124,7 @@ def test_unused_absolute_positions_in_deberta_v3_checkpoint_are_ignored(tmp_path
     model = save(transformers.DebertaV2Model(transformers.DebertaV2Config(**DEBERTA)), tmp_path)
     rewrite(tmp_path, lambda t: t.update({"embeddings.position_embeddings.weight": np.zeros((512, 16), np.float32)}))
     encoder, _ = encoders.from_pretrained(tmp_path)
-    assert encoder.embeddings.position is None
+    assert encoder.embeddings.position_embeddings is None
     assert_matches(encoder, model)
 
 

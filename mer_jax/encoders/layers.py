@@ -139,24 +139,24 @@ class Embeddings(nnx.Module):
 
     def __init__(self, b: Builder, *, embedding_size: int, num_positions: int, num_segments: int):
         c = b.config
-        self.word = b.embed(c.vocab_size, embedding_size)
-        self.position = b.embed(num_positions, embedding_size) if num_positions else None
-        self.token_type = b.embed(num_segments, embedding_size) if num_segments else None
+        self.word_embeddings = b.embed(c.vocab_size, embedding_size)
+        self.position_embeddings = b.embed(num_positions, embedding_size) if num_positions else None
+        self.token_type_embeddings = b.embed(num_segments, embedding_size) if num_segments else None
         self.embed_proj = (b.dense(embedding_size, c.hidden_size, use_bias=False)
                            if embedding_size != c.hidden_size else None)
         self.norm = b.norm()
         self.dropout = b.dropout(c.hidden_dropout_prob)
 
     def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array | None) -> jax.Array:
-        x = self.word(input_ids)
-        if self.position is not None:
-            if input_ids.shape[1] > self.position.num_embeddings:
+        x = self.word_embeddings(input_ids)
+        if self.position_embeddings is not None:
+            if input_ids.shape[1] > self.position_embeddings.num_embeddings:
                 raise ValueError(f"sequence length {input_ids.shape[1]} exceeds the "
-                                 f"{self.position.num_embeddings} absolute position embeddings")
-            x = x + self.position(jnp.arange(input_ids.shape[1]))[None]
-        if self.token_type is not None:
+                                 f"{self.position_embeddings.num_embeddings} absolute position embeddings")
+            x = x + self.position_embeddings(jnp.arange(input_ids.shape[1]))[None]
+        if self.token_type_embeddings is not None:
             segments = jnp.zeros_like(input_ids) if token_type_ids is None else token_type_ids
-            x = x + self.token_type(segments)
+            x = x + self.token_type_embeddings(segments)
         if self.embed_proj is not None:
             x = self.embed_proj(x)
         return self.dropout(self.norm(x))
@@ -246,9 +246,8 @@ def token_mask(input_ids: jax.Array, attention_mask: jax.Array | None) -> jax.Ar
 # Flax module path -> Hugging Face module path for the pieces above, matched with re.fullmatch.
 # Encoders add rules for their attention projections and their own modules.
 SHARED_CHECKPOINT_RULES: tuple[tuple[str, str], ...] = (
-    (r"embeddings\.(word|position|token_type)", r"embeddings.\1_embeddings"),
+    (r"embeddings\.(word_embeddings|position_embeddings|token_type_embeddings|embed_proj)", r"embeddings.\1"),
     (r"embeddings\.norm", r"embeddings.LayerNorm"),
-    (r"embeddings\.embed_proj", r"embeddings.embed_proj"),
     (r"layers\.(\d+)\.attention\.output\.dense", r"encoder.layer.\1.attention.output.dense"),
     (r"layers\.(\d+)\.attention\.output\.norm", r"encoder.layer.\1.attention.output.LayerNorm"),
     (r"layers\.(\d+)\.feed_forward\.intermediate", r"encoder.layer.\1.intermediate.dense"),
