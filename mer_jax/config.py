@@ -22,7 +22,12 @@ def base_config() -> ml_collections.ConfigDict:
         skip_bad_input=False,  # True: skip bad utterances and count them instead of stopping
         cache_dir=".cache/features",
     )
-    c.features = dict(n_mfcc=40, hop_length=160, max_frames=300, max_tokens=128)  # hop 160 = 10 ms at 16 kHz
+    c.features = dict(
+        n_mfcc=40, hop_length=160, max_frames=300, max_tokens=128,  # hop 160 = 10 ms at 16 kHz
+        # True: standardise MFCCs per speaker with the speaker's own (unlabelled) frames, test
+        # speakers included; the report then says so. False: training-set statistics only.
+        speaker_normalization=False,
+    )
     c.split = dict(
         protocol="random",  # random | holdout | loso
         test_fraction=0.2,

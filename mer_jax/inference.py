@@ -19,7 +19,7 @@ from flax import nnx
 
 from mer_jax.data.audio import load_audio
 from mer_jax.data.examples import Examples, make_examples
-from mer_jax.data.features import AudioFeatures, MfccParams, mfcc
+from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
 from mer_jax.data.labels import get_label_set
 from mer_jax.data.records import Utterance
 from mer_jax.models.registry import build_model
@@ -68,13 +68,19 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, self.label_set.num_classes), np.float32)
 
     def predict_files(self, items: list[tuple[str | None, str]]) -> list[dict[str, float]]:
-        """Probabilities per class for (audio path, transcript) pairs."""
+        """Probabilities per class for (audio path, transcript) pairs.
+
+        A model trained on speaker-normalised MFCCs needs the items to be several utterances of one
+        speaker: they are normalised together, as that speaker's frames.
+        """
         params = MfccParams.from_config(self.config.features)
         uses_audio = "audio" in self.config.model.modalities
         frames = [mfcc(load_audio(path), params) if uses_audio else np.zeros((0, 0), np.float32)
                   for path, _ in items]
         audio = AudioFeatures(np.concatenate(frames) if frames else np.zeros((0, 0), np.float32),
                               np.array([len(f) for f in frames]))
+        if uses_audio and self.config.features.speaker_normalization:
+            audio = normalize_per_speaker(audio, ["speaker"] * len(items))
         first_class_code = next(iter(self.label_set.code_to_class))  # labels are unknown at prediction time
         utterances = [Utterance(f"input{i}", "input", first_class_code, text, path, "unknown", "unknown")
                       for i, (path, text) in enumerate(items)]

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from mer_jax.data import features
 from mer_jax.data.audio import load_audio
-from mer_jax.data.features import MfccParams, audio_features, mfcc
+from mer_jax.data.features import MfccParams, audio_features, mfcc, normalize_per_speaker
 from mer_jax.data.records import Utterance
 
 
@@ -60,3 +60,14 @@ def test_cache_is_reused_and_recomputed_when_inputs_or_parameters_change(tmp_pat
     os.utime(paths[0], ns=(1, 1))  # a changed file: new size or modification time
     audio_features(utts, MfccParams(), tmp_path / "cache")
     assert len(calls) == 9
+
+
+def test_speaker_normalization_standardises_each_speakers_frames():
+    rng = np.random.default_rng(0)
+    lengths = np.array([5, 7, 4, 6])
+    frames = np.concatenate([rng.normal(loc, scale, (n, 3)) for n, loc, scale in
+                             zip(lengths, [10, 10, -3, -3], [2, 2, 0.5, 0.5])]).astype(np.float32)
+    normalized = normalize_per_speaker(features.AudioFeatures(frames, lengths), ["a", "a", "b", "b"])
+    for rows in (slice(0, 12), slice(12, 22)):  # speaker a's 12 frames, speaker b's 10
+        expected = (frames[rows] - frames[rows].mean(0)) / frames[rows].std(0)
+        np.testing.assert_allclose(normalized.frames[rows], expected, atol=1e-4)

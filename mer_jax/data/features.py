@@ -69,6 +69,22 @@ class AudioFeatures:
         return out, lengths[indices].astype(np.int32)
 
 
+def normalize_per_speaker(features: AudioFeatures, speakers: list[str]) -> AudioFeatures:
+    """Standardise each speaker's frames with that speaker's own mean and standard deviation.
+
+    Speaker normalisation, common in speaker-independent emotion recognition: it removes what is
+    constant in a voice (vocal tract, recording channel) and keeps how the voice varies. It uses no
+    labels, but it does use every utterance of a speaker, test speakers included (transductive).
+    """
+    speakers = np.asarray(speakers)
+    owner = np.repeat(speakers, features.lengths)  # the speaker of every frame
+    frames = np.empty_like(features.frames)
+    for speaker in np.unique(speakers):
+        mine = owner == speaker
+        frames[mine] = (features.frames[mine] - features.frames[mine].mean(0)) / (features.frames[mine].std(0) + 1e-5)
+    return AudioFeatures(frames, features.lengths)
+
+
 def audio_features(utterances: list[Utterance], params: MfccParams, cache_dir=None) -> AudioFeatures:
     """MFCCs of every utterance, from the cache when the inputs and parameters are unchanged."""
     path = None

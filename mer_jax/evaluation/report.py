@@ -25,7 +25,9 @@ def format_report(results: dict, config) -> str:
         f"model: {config.model.name} ({config.model.modalities}); text encoder: {config.text.encoder}",
         f"data: {results['corpus']}; label set {config.data.label_set}; "
         f"{results['skipped_bad_input']} utterance(s) skipped as bad input",
-        f"protocol: {protocol}; checkpoint chosen by validation {config.train.select_metric}",
+        f"protocol: {protocol}; checkpoint chosen by validation {config.train.select_metric}"
+        + ("; MFCCs normalised per speaker (test speakers' unlabelled frames included)"
+           if config.features.speaker_normalization else ""),
     ]
     for k, fold in enumerate(folds):
         t = fold["test"]

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from mer_jax.config import ConfigError, validate
 from mer_jax.data.corpora import read_corpus
 from mer_jax.data.examples import Examples, make_examples
-from mer_jax.data.features import MfccParams, audio_features
+from mer_jax.data.features import MfccParams, audio_features, normalize_per_speaker
 from mer_jax.data.labels import get_label_set
 from mer_jax.data.splits import Split, make_splits
 from mer_jax.data.tokenizer import get_tokenizer
@@ -48,6 +48,8 @@ def train_and_evaluate(config, workdir) -> dict:
                           "has utterances without audio; use model.modalities = 'text'")
     audio = (audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir)
              if "audio" in config.model.modalities else None)
+    if audio is not None and config.features.speaker_normalization:
+        audio = normalize_per_speaker(audio, [u.speaker for u in utterances])
     splits = make_splits(utterances, config.split.protocol, seed=config.seed,
                          test_fraction=config.split.test_fraction,
                          validation_fraction=config.split.validation_fraction,
