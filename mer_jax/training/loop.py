@@ -103,8 +103,7 @@ def train_fold(config, utterances, audio, label_set, split: Split, workdir: path
                 probabilities)
 
     checkpoints = RunCheckpoints(workdir)
-    state = {"params": params, "other": other, "opt_state": opt_state,
-             "epoch": np.array(0, np.int32), "best": np.array(-1.0, np.float32), "best_epoch": np.array(0, np.int32)}
+    state = _loop_state(params, other, opt_state, epoch=0, best=-1.0, best_epoch=0)
     restored = checkpoints.restore_latest(state)
     if restored is not None:
         state = restored
@@ -130,9 +129,7 @@ def train_fold(config, utterances, audio, label_set, split: Split, workdir: path
             best, best_epoch = score, epoch + 1
             checkpoints.save_best(best_epoch, {"params": params, "other": other})
         if (epoch + 1) % tc.checkpoint_every_epochs == 0 or epoch + 1 == tc.epochs:
-            checkpoints.save_latest(epoch + 1, {"params": params, "other": other, "opt_state": opt_state,
-                                                "epoch": np.array(epoch + 1, np.int32), "best": np.array(best, np.float32),
-                                                "best_epoch": np.array(best_epoch, np.int32)})
+            checkpoints.save_latest(epoch + 1, _loop_state(params, other, opt_state, epoch + 1, best, best_epoch))
     writer.close()
     best_state = checkpoints.restore_best({"params": params, "other": other})
     checkpoints.close()
@@ -144,6 +141,12 @@ def train_fold(config, utterances, audio, label_set, split: Split, workdir: path
             "sizes": {part: len(examples[part]) for part in examples}}
     (workdir / "fold_metrics.json").write_text(json.dumps(fold, indent=2))
     return fold
+
+
+def _loop_state(params, other, opt_state, epoch: int, best: float, best_epoch: int) -> dict:
+    """Everything a resumed run needs: model and optimiser state, epochs done, the best validation score."""
+    return {"params": params, "other": other, "opt_state": opt_state, "epoch": np.array(epoch, np.int32),
+            "best": np.array(best, np.float32), "best_epoch": np.array(best_epoch, np.int32)}
 
 
 def predict(eval_step, params, other, local_batches, mesh, n: int) -> np.ndarray:
