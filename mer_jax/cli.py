@@ -103,14 +103,13 @@ def train() -> None:
 
 def evaluate() -> None:
     """Print a finished run's report again (from its metrics.json)."""
-    import ml_collections  # noqa: PLC0415
-
+    from mer_jax.config import load_run_config  # noqa: PLC0415
     from mer_jax.evaluation.report import format_report  # noqa: PLC0415
 
     workdir = _workdir()
     if not (workdir / "metrics.json").exists():
         raise app.UsageError(f"{workdir}: no metrics.json; has this run finished training?")
-    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    config = load_run_config(workdir / "config.json")
     print(format_report(json.loads((workdir / "metrics.json").read_text()), config))
 
 

@@ -9,6 +9,8 @@ setting (Section 4): IEMOCAP, 6 classes, random 8:2 split, 40 MFCC, 128 tokens, 
 
 from __future__ import annotations
 
+import pathlib
+
 import ml_collections
 
 
@@ -68,6 +70,19 @@ def base_config() -> ml_collections.ConfigDict:
         log_every_steps=10,
     )
     return ml_collections.ConfigDict(c)
+
+
+def load_run_config(path) -> ml_collections.ConfigDict:
+    """The config a run saved (``config.json``), on top of today's defaults, so older runs still load."""
+    import json  # noqa: PLC0415
+
+    config = base_config()
+    for key, value in json.loads(pathlib.Path(path).read_text()).items():
+        if isinstance(value, dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    return config
 
 
 class ConfigError(ValueError):

@@ -8,15 +8,14 @@ TensorFlow is not needed: batches are built with numpy.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 
 import jax
-import ml_collections
 import numpy as np
 from flax import nnx
 
+from mer_jax.config import load_run_config
 from mer_jax.data.audio import load_audio
 from mer_jax.data.examples import Examples, make_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
@@ -48,7 +47,7 @@ class Predictor:
         config_path = next((p / "config.json" for p in (run_dir, run_dir.parent) if (p / "config.json").exists()), None)
         if config_path is None or not (run_dir / "checkpoints" / "best").exists():
             raise FileNotFoundError(f"{run_dir}: not a trained run (needs config.json and checkpoints/best)")
-        config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+        config = load_run_config(config_path)
         tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer"))
         label_set = get_label_set(config.data.label_set)
         model = build_model(config, label_set.num_classes, len(tokenizer), nnx.Rngs(config.seed))
