@@ -1,0 +1,41 @@
+"""Config checks and saved-run configs."""
+
+import json
+
+import pytest
+
+from mer_jax.config import ConfigError, base_config, load_run_config, validate
+
+
+def test_defaults_are_the_dynamic_fusion_papers_setting():
+    c = base_config()
+    validate(c)
+    assert (c.train.encoder_lr, c.train.lr, c.model.dropout, c.train.clip_norm, c.train.batch_size) == (
+        2e-5, 1e-4, 0.3, 1.0, 64)
+    assert (c.features.n_mfcc, c.features.max_tokens, c.model.num_heads, c.model.d_model) == (40, 128, 8, 256)
+    assert (c.data.label_set, c.split.protocol, c.split.test_fraction) == ("iemocap6", "random", 0.2)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("split.protocol", "kfold", "split.protocol = 'kfold': must be one of"),
+    ("data.label_set", "iemocap5", "data.label_set = 'iemocap5'"),
+    ("train.epochs", 0, "train.epochs = 0: must be positive"),
+    ("model.num_heads", 7, "not divisible by model.num_heads = 7"),
+])
+def test_values_no_run_can_use_are_refused(field, value, message):
+    c = base_config()
+    section, name = field.split(".")
+    c[section][name] = value
+    with pytest.raises(ConfigError, match=message):
+        validate(c)
+
+
+def test_a_run_saved_before_a_field_existed_loads_with_its_default(tmp_path):
+    saved = base_config().to_dict()
+    del saved["features"]["speaker_normalization"]
+    saved["train"]["epochs"] = 7
+    saved["split"]["test_sessions"] = ["Ses04"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    config = load_run_config(tmp_path / "config.json")
+    assert config.features.speaker_normalization is False and config.train.epochs == 7
+    assert tuple(config.split.test_sessions) == ("Ses04",)
