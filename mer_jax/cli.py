@@ -12,6 +12,7 @@ a message naming it.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import pathlib
@@ -83,6 +84,8 @@ def prepare() -> None:
     config = _config()
     utterances, report = read_corpus(config.data)
     print(report.summary())
+    sessions = collections.Counter(u.session for u in utterances)
+    print("  per session: " + ", ".join(f"{s} {n}" for s, n in sorted(sessions.items())))
     if config.data.label_set in RELEASE_COUNTS:
         print(f"  (the full real IEMOCAP release gives {RELEASE_COUNTS[config.data.label_set]})")
     features = audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir)
