@@ -3,7 +3,7 @@
     mer-jax demo      [--workdir=runs/demo] [--data=data/demo_iemocap]
     mer-jax prepare   --config=configs/x.py [--config.field=value ...]
     mer-jax train     --config=configs/x.py --workdir=runs/x [--config.field=value ...] [--distributed]
-    mer-jax evaluate  --workdir=runs/x
+    mer-jax evaluate  --workdir=runs/x    test again from the best checkpoint(s)
     mer-jax predict   --workdir=runs/x --audio=a.wav --text="..."
 
 Config overrides are checked: an unknown field or a value of the wrong type stops the command with
@@ -13,7 +13,6 @@ a message naming it.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import pathlib
 import sys
@@ -105,15 +104,13 @@ def train() -> None:
 
 
 def evaluate() -> None:
-    """Print a finished run's report again (from its metrics.json)."""
+    """Score a finished run's best checkpoint(s) on the test part of its protocol again."""
     from mer_jax.config import load_run_config  # noqa: PLC0415
     from mer_jax.evaluation.report import format_report  # noqa: PLC0415
+    from mer_jax.inference import evaluate_run  # noqa: PLC0415
 
     workdir = _workdir()
-    if not (workdir / "metrics.json").exists():
-        raise app.UsageError(f"{workdir}: no metrics.json; has this run finished training?")
-    config = load_run_config(workdir / "config.json")
-    print(format_report(json.loads((workdir / "metrics.json").read_text()), config))
+    print(format_report(evaluate_run(workdir), load_run_config(workdir / "config.json")))
 
 
 def predict() -> None:

@@ -17,10 +17,14 @@ from flax import nnx
 
 from mer_jax.config import load_run_config
 from mer_jax.data.audio import load_audio
+from mer_jax.data.corpora import read_corpus
 from mer_jax.data.examples import Examples, make_examples
-from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
+from mer_jax.data.features import AudioFeatures, MfccParams, audio_features, mfcc, normalize_per_speaker
 from mer_jax.data.labels import get_label_set
 from mer_jax.data.records import Utterance
+from mer_jax.data.splits import make_splits
+from mer_jax.evaluation.metrics import classification_metrics
+from mer_jax.evaluation.report import summarize_folds
 from mer_jax.models.registry import build_model
 from mer_jax.training.checkpoints import RunCheckpoints
 from mer_jax.training.steps import SplitModel, make_eval_step
@@ -87,3 +91,33 @@ class Predictor:
                                  self.config.features.max_tokens)
         probabilities = self.predict_examples(examples)
         return [dict(zip(self.label_set.classes, map(float, p))) for p in probabilities]
+
+
+def evaluate_run(run_dir) -> dict:
+    """Evaluate a finished run's best checkpoint(s) on the test part of its protocol, again.
+
+    Reads the corpus and rebuilds the splits exactly as the run's saved config did; every fold's
+    checkpoint is scored on its own test speakers. Returns metrics shaped like the run's metrics.json.
+    """
+    run_dir = pathlib.Path(run_dir)
+    config = load_run_config(run_dir / "config.json")
+    utterances, report = read_corpus(config.data)
+    audio = (audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir)
+             if "audio" in config.model.modalities else None)
+    if audio is not None and config.features.speaker_normalization:
+        audio = normalize_per_speaker(audio, [u.speaker for u in utterances])
+    splits = make_splits(utterances, config.split.protocol, seed=config.seed,
+                         test_fraction=config.split.test_fraction,
+                         validation_fraction=config.split.validation_fraction,
+                         test_sessions=tuple(config.split.test_sessions))
+    folds = []
+    for k, split in enumerate(splits):
+        predictor = Predictor.load(run_dir if len(splits) == 1 else run_dir / f"fold{k}")
+        examples = make_examples(utterances, split.test, audio, predictor.tokenizer, predictor.label_set,
+                                 config.features.max_tokens)
+        predictions = predictor.predict_examples(examples).argmax(-1)
+        folds.append({"protocol": split.name, "sizes": {"test": len(examples)},
+                      "test": classification_metrics(examples.labels, predictions, predictor.label_set.classes)})
+    results = summarize_folds(folds)
+    results["skipped_bad_input"], results["corpus"] = len(report.skipped), report.corpus
+    return results

@@ -79,7 +79,9 @@ def test_predict_and_evaluate_use_the_trained_run(trained_run, demo_root):
     label, probabilities = result.stdout.strip().split("  ", 1)
     assert label in {"ang", "fru", "neu", "sad", "exc", "hap"} and probabilities.count(",") == 5
     result = mer_jax("evaluate", f"--workdir={workdir}")
-    assert result.returncode == 0 and "UA" in result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    test = json.loads((workdir / "metrics.json").read_text())["test"]
+    assert f"WA {test['wa']:.4f}  UA {test['ua']:.4f}" in result.stdout  # the best checkpoint, scored again
 
 
 @pytest.mark.parametrize("override, message", [

@@ -32,7 +32,8 @@ def format_report(results: dict, config) -> str:
     for k, fold in enumerate(folds):
         t = fold["test"]
         name = f"fold {k} " if len(folds) > 1 else ""
-        lines.append(f"{name}test ({fold['sizes']['test']} utt., best epoch {fold['best_epoch']}): "
+        epoch = f", best epoch {fold['best_epoch']}" if "best_epoch" in fold else ""
+        lines.append(f"{name}test ({fold['sizes']['test']} utt.{epoch}): "
                      f"WA {t['wa']:.4f}  UA {t['ua']:.4f}  weighted F1 {t['weighted_f1']:.4f}  "
                      f"macro F1 {t['macro_f1']:.4f}")
     if len(folds) == 1:
