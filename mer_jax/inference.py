@@ -17,12 +17,11 @@ from flax import nnx
 
 from mer_jax.config import load_run_config
 from mer_jax.data.audio import load_audio
-from mer_jax.data.corpora import read_corpus
 from mer_jax.data.examples import Examples, make_examples
-from mer_jax.data.features import AudioFeatures, MfccParams, audio_features, mfcc, normalize_per_speaker
+from mer_jax.data.experiment import fold_dir, load_experiment_data
+from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
 from mer_jax.data.labels import get_label_set
 from mer_jax.data.records import Utterance
-from mer_jax.data.splits import make_splits
 from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import summarize_folds
 from mer_jax.models.registry import build_model
@@ -101,23 +100,15 @@ def evaluate_run(run_dir) -> dict:
     """
     run_dir = pathlib.Path(run_dir)
     config = load_run_config(run_dir / "config.json")
-    utterances, report = read_corpus(config.data)
-    audio = (audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir)
-             if "audio" in config.model.modalities else None)
-    if audio is not None and config.features.speaker_normalization:
-        audio = normalize_per_speaker(audio, [u.speaker for u in utterances])
-    splits = make_splits(utterances, config.split.protocol, seed=config.seed,
-                         test_fraction=config.split.test_fraction,
-                         validation_fraction=config.split.validation_fraction,
-                         test_sessions=tuple(config.split.test_sessions))
+    data = load_experiment_data(config)
     folds = []
-    for k, split in enumerate(splits):
-        predictor = Predictor.load(run_dir if len(splits) == 1 else run_dir / f"fold{k}")
-        examples = make_examples(utterances, split.test, audio, predictor.tokenizer, predictor.label_set,
+    for k, split in enumerate(data.splits):
+        predictor = Predictor.load(fold_dir(run_dir, k, len(data.splits)))
+        examples = make_examples(data.utterances, split.test, data.audio, predictor.tokenizer, predictor.label_set,
                                  config.features.max_tokens)
         predictions = predictor.predict_examples(examples).argmax(-1)
         folds.append({"protocol": split.name, "sizes": {"test": len(examples)},
                       "test": classification_metrics(examples.labels, predictions, predictor.label_set.classes)})
     results = summarize_folds(folds)
-    results["skipped_bad_input"], results["corpus"] = len(report.skipped), report.corpus
+    results["skipped_bad_input"], results["corpus"] = len(data.report.skipped), data.report.corpus
     return results

@@ -18,12 +18,10 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from mer_jax.config import ConfigError, validate
-from mer_jax.data.corpora import read_corpus
+from mer_jax.config import validate
 from mer_jax.data.examples import Examples, make_examples
-from mer_jax.data.features import MfccParams, audio_features, normalize_per_speaker
-from mer_jax.data.labels import get_label_set
-from mer_jax.data.splits import Split, make_splits
+from mer_jax.data.experiment import fold_dir, load_experiment_data
+from mer_jax.data.splits import Split
 from mer_jax.data.tokenizer import get_tokenizer
 from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import format_report, summarize_folds
@@ -40,27 +38,15 @@ def train_and_evaluate(config, workdir) -> dict:
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json(indent=2))
-    utterances, read_report = read_corpus(config.data)
-    print(read_report.summary())
-    label_set = get_label_set(config.data.label_set)
-    if "audio" in config.model.modalities and any(u.audio_path is None for u in utterances):
-        raise ConfigError(f"model.modalities = {config.model.modalities!r} needs audio, but {read_report.corpus} "
-                          "has utterances without audio; use model.modalities = 'text'")
-    audio = (audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir)
-             if "audio" in config.model.modalities else None)
-    if audio is not None and config.features.speaker_normalization:
-        audio = normalize_per_speaker(audio, [u.speaker for u in utterances])
-    splits = make_splits(utterances, config.split.protocol, seed=config.seed,
-                         test_fraction=config.split.test_fraction,
-                         validation_fraction=config.split.validation_fraction,
-                         test_sessions=tuple(config.split.test_sessions))
+    data = load_experiment_data(config)
+    print(data.report.summary())
     folds = []
-    for k, split in enumerate(splits):
-        fold_dir = workdir if len(splits) == 1 else workdir / f"fold{k}"
-        folds.append(train_fold(config, utterances, audio, label_set, split, fold_dir))
+    for k, split in enumerate(data.splits):
+        folds.append(train_fold(config, data.utterances, data.audio, data.label_set, split,
+                                fold_dir(workdir, k, len(data.splits))))
     results = summarize_folds(folds)
-    results["skipped_bad_input"] = len(read_report.skipped)
-    results["corpus"] = read_report.corpus
+    results["skipped_bad_input"] = len(data.report.skipped)
+    results["corpus"] = data.report.corpus
     (workdir / "metrics.json").write_text(json.dumps(results, indent=2))
     report = format_report(results, config)
     (workdir / "report.txt").write_text(report + "\n")

@@ -1,0 +1,46 @@
+"""The data side of an experiment, as a config describes it: corpus, audio features and folds.
+
+Training and re-evaluation both start here, so a finished run's test part is rebuilt exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from mer_jax.config import ConfigError
+from mer_jax.data.corpora import read_corpus
+from mer_jax.data.features import AudioFeatures, MfccParams, audio_features, normalize_per_speaker
+from mer_jax.data.labels import LabelSet, get_label_set
+from mer_jax.data.records import ReadReport, Utterance
+from mer_jax.data.splits import Split, make_splits
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentData:
+    utterances: list[Utterance]
+    report: ReadReport
+    label_set: LabelSet
+    audio: AudioFeatures | None  # MFCCs of every utterance; None for text-only models
+    splits: list[Split]
+
+
+def load_experiment_data(config) -> ExperimentData:
+    """Read the corpus, compute (or load cached) MFCCs when the model hears audio, and make the folds."""
+    utterances, report = read_corpus(config.data)
+    uses_audio = "audio" in config.model.modalities
+    if uses_audio and any(u.audio_path is None for u in utterances):
+        raise ConfigError(f"model.modalities = {config.model.modalities!r} needs audio, but {report.corpus} "
+                          "has utterances without audio; use model.modalities = 'text'")
+    audio = audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir) if uses_audio else None
+    if audio is not None and config.features.speaker_normalization:
+        audio = normalize_per_speaker(audio, [u.speaker for u in utterances])
+    splits = make_splits(utterances, config.split.protocol, seed=config.seed, test_fraction=config.split.test_fraction,
+                         validation_fraction=config.split.validation_fraction,
+                         test_sessions=tuple(config.split.test_sessions))
+    return ExperimentData(utterances, report, get_label_set(config.data.label_set), audio, splits)
+
+
+def fold_dir(run_dir: pathlib.Path, k: int, n_folds: int) -> pathlib.Path:
+    """Where fold k of a run keeps its checkpoints and outputs: the run folder itself for one fold."""
+    return run_dir if n_folds == 1 else run_dir / f"fold{k}"
