@@ -22,7 +22,7 @@ def get_config():
     c.model.d_model = 256
     c.model.dropout = 0.1
     c.text.encoder = "sentence-transformers/all-MiniLM-L6-v2"
-    c.train.epochs = 3
+    c.train.epochs = 6
     c.train.batch_size = 32
     c.train.encoder_lr = 3e-5
     c.train.lr = 1e-4
