@@ -2,12 +2,14 @@
 
     mer-jax demo      [--workdir=runs/demo] [--data=data/demo_iemocap]
     mer-jax prepare   --config=configs/x.py [--config.field=value ...]
-    mer-jax train     --config=configs/x.py --workdir=runs/x [--config.field=value ...] [--distributed]
+    mer-jax train     --config=configs/x.py --workdir=runs/x [--config.field=value ...] [--restart]
+                      [--distributed [--coordinator=HOST:PORT --num_processes=N --process_id=I]]
     mer-jax evaluate  --workdir=runs/x    test again from the best checkpoint(s)
     mer-jax predict   --workdir=runs/x --audio=a.wav --text="..."
 
-Config overrides are checked: an unknown field or a value of the wrong type stops the command with
-a message naming it.
+``--config`` takes a config file, or the name of a built-in one (``configs/demo.py``: the package's
+``mer_jax/configs/``). Config overrides are checked: an unknown field or a value of the wrong type
+stops the command with a message naming it.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 COMMANDS = ("demo", "prepare", "train", "evaluate", "predict")
-REPO_CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
-
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.json, report.txt, TensorBoard.")
 flags.DEFINE_string("data", "data/demo_iemocap", "demo: where the synthetic corpus is written.")
-flags.DEFINE_bool("distributed", False, "Several hosts: call jax.distributed.initialize() first (TPU pods, "
-                  "SLURM, or the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID variables).")
+flags.DEFINE_bool("restart", False, "train: delete the workdir's checkpoints and outputs and start over.")
+flags.DEFINE_bool("distributed", False, "Several processes: call jax.distributed.initialize() first (TPU pods, "
+                  "SLURM, Kubernetes, or the flags below / JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).")
+flags.DEFINE_string("coordinator", None, "--distributed: the coordinator's HOST:PORT (process 0 listens there).")
+flags.DEFINE_integer("num_processes", None, "--distributed: how many processes train together.")
+flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 .. num_processes - 1.")
 flags.DEFINE_string("audio", None, "predict: audio file.")
 flags.DEFINE_string("text", None, "predict: transcript.")
 FLAGS = flags.FLAGS
@@ -53,6 +57,9 @@ def main(argv: list[str]) -> None:
 
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing, with unknown config fields and badly typed values reported in one line."""
+    from mer_jax.configs import resolve  # noqa: PLC0415
+
+    argv = [f"--config={resolve(a.split('=', 1)[1])}" if a.startswith("--config=") else a for a in argv]
     try:
         return FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
@@ -87,20 +94,31 @@ def prepare() -> None:
     print("  per session: " + ", ".join(f"{s} {n}" for s, n in sorted(sessions.items())))
     if config.data.label_set in RELEASE_COUNTS:
         print(f"  (the full real IEMOCAP release gives {RELEASE_COUNTS[config.data.label_set]})")
+    if any(u.audio_path is None for u in utterances):
+        print("no audio in this corpus: nothing to cache")
+        return
     features = audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir)
     print(f"MFCC cached in {config.data.cache_dir}: {len(features.lengths)} utterances, "
           f"{int(features.lengths.sum())} frames ({int((features.lengths == config.features.max_frames).sum())} "
           f"truncated at {config.features.max_frames})")
 
 
-def train() -> None:
+def _initialize_distributed() -> None:
+    """Join the other processes of a multi-process run. CPU collectives (gloo) let several processes on
+    CPUs, e.g. on one machine, train together as several hosts would; accelerators use their own."""
     import jax  # noqa: PLC0415
 
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator, num_processes=FLAGS.num_processes,
+                               process_id=FLAGS.process_id)
+
+
+def train() -> None:
     from mer_jax.training.loop import train_and_evaluate  # noqa: PLC0415
 
     if FLAGS.distributed:
-        jax.distributed.initialize()
-    train_and_evaluate(_config(), _workdir())
+        _initialize_distributed()
+    train_and_evaluate(_config(), _workdir(), restart=FLAGS.restart)
 
 
 def evaluate() -> None:
@@ -126,11 +144,9 @@ def predict() -> None:
 
 def demo() -> None:
     """Write the synthetic corpus, then train and test the fused model and its unimodal variants."""
+    from mer_jax.configs import demo as demo_config  # noqa: PLC0415
     from mer_jax.data.demo import write_demo_corpus  # noqa: PLC0415
     from mer_jax.training.loop import train_and_evaluate  # noqa: PLC0415
-
-    sys.path.insert(0, str(REPO_CONFIGS))
-    import demo as demo_config  # noqa: PLC0415
 
     data = pathlib.Path(FLAGS.data)
     if not (data / "README.txt").exists():

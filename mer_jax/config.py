@@ -1,10 +1,12 @@
 """The experiment configuration: every field a run reads, with its default.
 
-``configs/*.py`` files start from `base_config()` and change what their experiment changes; the
+``configs/*.py`` files start from `base_config(model)` and change what their experiment changes; the
 CLI's ``--config.field=value`` overrides are checked against these fields and types (ml_collections
 refuses unknown fields and values of the wrong type). The defaults are the dynamic-fusion paper's
 setting (Section 4): IEMOCAP, 6 classes, random 8:2 split, 40 MFCC, 128 tokens, layer-wise AdamW
-2e-5 / 1e-4, dropout 0.3, clipping 1.0, batch 64.
+2e-5 / 1e-4, dropout 0.3, clipping 1.0, batch 64. The ``model`` section belongs to the model that
+``model.name`` names (its fields and defaults live in the model's module), so one model's fields
+never crowd another's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import pathlib
 import ml_collections
 
 
-def base_config() -> ml_collections.ConfigDict:
+def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
+    """Every field of a run of `model`: its own ``model`` section and its default ``objective``."""
+    from mer_jax.models.registry import get_model_spec  # noqa: PLC0415
+    from mer_jax.training.objectives import objective_defaults  # noqa: PLC0415
+
+    spec = get_model_spec(model)
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.data = dict(
@@ -31,19 +38,13 @@ def base_config() -> ml_collections.ConfigDict:
         speaker_normalization=False,
     )
     c.split = dict(
-        protocol="random",  # random | holdout | loso
+        protocol="random",  # random | holdout | loso | official
         test_fraction=0.2,
         validation_fraction=0.1,
         test_sessions=("Ses05",),
     )
-    c.model = dict(
-        name="dynamic_fusion",
-        modalities="audio+text",  # audio+text | audio | text
-        d_model=256,
-        num_heads=8,
-        dropout=0.3,
-        query="frames",  # frames | pooled: what the cross-modal attention's Q is
-    )
+    c.model = {"name": model, **spec.defaults}  # the model's own section (mer_jax/models/<name>.py DEFAULTS)
+    c.objective = objective_defaults(spec.objective)  # the loss and its parameters (training/objectives.py)
     c.text = dict(
         # transformer (small, random init) or a Hugging Face BERT / DeBERTa-v2/v3 name or folder,
         # e.g. microsoft/deberta-v3-base (the paper's encoder)
@@ -62,7 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
         lr=1e-4,
         encoder_lr=2e-5,
         freeze_encoder=False,
-        weight_decay=0.01,
+        weight_decay=0.01,  # on matrices only (not biases and norm scales)
         warmup_fraction=0.05,
         clip_norm=1.0,
         select_metric="ua",  # validation metric that chooses the checkpoint
@@ -76,8 +77,9 @@ def load_run_config(path) -> ml_collections.ConfigDict:
     """The config a run saved (``config.json``), on top of today's defaults, so older runs still load."""
     import json  # noqa: PLC0415
 
-    config = base_config()
-    for key, value in json.loads(pathlib.Path(path).read_text()).items():
+    saved = json.loads(pathlib.Path(path).read_text())
+    config = base_config(saved.get("model", {}).get("name", "dynamic_fusion"))
+    for key, value in saved.items():
         if isinstance(value, dict):
             config[key].update(value)
         else:
@@ -94,12 +96,11 @@ def validate(config) -> None:
     from mer_jax.data.corpora import READERS  # noqa: PLC0415
     from mer_jax.data.labels import LABEL_SETS  # noqa: PLC0415
     from mer_jax.data.splits import PROTOCOLS  # noqa: PLC0415
-    from mer_jax.models.dynamic_fusion import MODALITIES, QUERIES  # noqa: PLC0415
-    from mer_jax.models.registry import MODELS  # noqa: PLC0415
+    from mer_jax.models.registry import get_model_spec  # noqa: PLC0415
+    from mer_jax.training.objectives import objective_defaults  # noqa: PLC0415
 
     choices = {
         "data.corpus": READERS, "data.label_set": LABEL_SETS, "split.protocol": PROTOCOLS,
-        "model.name": MODELS, "model.modalities": MODALITIES, "model.query": QUERIES,
         "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1"),
         "text.dtype": ("float32", "bfloat16"),
     }
@@ -108,11 +109,22 @@ def validate(config) -> None:
         value = config[section][name]
         if value not in allowed:
             raise ConfigError(f"config field {field} = {value!r}: must be one of {sorted(allowed)}")
-    positive = ("train.epochs", "train.batch_size", "features.max_frames", "features.max_tokens", "model.d_model")
+    positive = ("train.epochs", "train.batch_size", "features.max_frames", "features.max_tokens")
     for field in positive:
         section, name = field.split(".")
         if config[section][name] <= 0:
             raise ConfigError(f"config field {field} = {config[section][name]!r}: must be positive")
-    if config.model.d_model % config.model.num_heads:
-        raise ConfigError(f"config field model.d_model = {config.model.d_model} is not divisible by "
-                          f"model.num_heads = {config.model.num_heads}")
+    try:
+        spec = get_model_spec(config.model.name)
+        _same_fields("model", config.model, {"name": config.model.name, **spec.defaults})
+        _same_fields("objective", config.objective, objective_defaults(config.objective.name))
+        spec.check(config.model)
+    except ValueError as e:
+        raise ConfigError(f"config field {e}") from None
+
+
+def _same_fields(section: str, values, defaults: dict) -> None:
+    """A section must hold exactly its model's (or objective's) fields: another model's config is refused."""
+    if set(values) != set(defaults):
+        raise ValueError(f"{section}: {values['name']!r} has the fields {sorted(defaults)}, not {sorted(values)}; "
+                         f"start from base_config({values['name']!r}) or that model's config file")

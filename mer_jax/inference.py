@@ -13,20 +13,20 @@ import pathlib
 
 import jax
 import numpy as np
-from flax import nnx
 
 from mer_jax.config import load_run_config
 from mer_jax.data.audio import load_audio
-from mer_jax.data.examples import Examples, make_examples
-from mer_jax.data.experiment import fold_dir, load_experiment_data
+from mer_jax.data.examples import Examples, numpy_batches, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
 from mer_jax.data.labels import get_label_set
 from mer_jax.data.records import Utterance
 from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import summarize_folds
-from mer_jax.models.registry import build_model
+from mer_jax.models.registry import build_model, get_model_spec
 from mer_jax.training.checkpoints import RunCheckpoints
+from mer_jax.training.experiment import examples_of, load_experiment_data
 from mer_jax.training.steps import SplitModel, make_eval_step
+from mer_jax.training.workdir import fold_dir
 
 os.environ.setdefault("USE_TF", "0")
 
@@ -51,9 +51,10 @@ class Predictor:
         if config_path is None or not (run_dir / "checkpoints" / "best").exists():
             raise FileNotFoundError(f"{run_dir}: not a trained run (needs config.json and checkpoints/best)")
         config = load_run_config(config_path)
-        tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer"))
+        reads_text = "text" in get_model_spec(config.model.name).modalities(config)
+        tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer")) if reads_text else None
         label_set = get_label_set(config.data.label_set)
-        model = build_model(config, label_set.num_classes, len(tokenizer), nnx.Rngs(config.seed))
+        model = build_model(config, label_set.num_classes, len(tokenizer) if reads_text else 0)
         split = SplitModel.of(model)
         checkpoints = RunCheckpoints(run_dir)
         state = checkpoints.restore_best({"params": split.params, "other": split.other})
@@ -61,13 +62,13 @@ class Predictor:
         return cls(config, tokenizer, split, state["params"], state["other"])
 
     def predict_examples(self, examples: Examples, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities (n, num_classes) of model-ready examples."""
-        padded = examples.padded(self.config.features.max_frames)
-        out = []
-        for start in range(0, len(examples), batch_size):
-            batch = {k: v[start: start + batch_size] for k, v in padded.items()}
-            out.append(np.asarray(self._eval_step(self._params, self._other, jax.device_put(batch))))
-        return np.concatenate(out) if out else np.zeros((0, self.label_set.num_classes), np.float32)
+        """Class probabilities of the real utterances of model-ready examples, flattened like
+        ``examples.labels()`` and ``examples.utterance_ids()``: (utterances, num_classes)."""
+        out = [np.asarray(self._eval_step(self._params, self._other, jax.device_put(batch)))
+               for batch in numpy_batches(examples, batch_size)]
+        if not out:
+            return np.zeros((0, self.label_set.num_classes), np.float32)
+        return examples.real(np.concatenate(out)[: len(examples)])
 
     def predict_files(self, items: list[tuple[str | None, str]]) -> list[dict[str, float]]:
         """Probabilities per class for (audio path, transcript) pairs.
@@ -76,7 +77,7 @@ class Predictor:
         speaker: they are normalised together, as that speaker's frames.
         """
         params = MfccParams.from_config(self.config.features)
-        uses_audio = "audio" in self.config.model.modalities
+        uses_audio = "audio" in get_model_spec(self.config.model.name).modalities(self.config)
         frames = [mfcc(load_audio(path), params) if uses_audio else np.zeros((0, 0), np.float32)
                   for path, _ in items]
         audio = AudioFeatures(np.concatenate(frames) if frames else np.zeros((0, 0), np.float32),
@@ -86,8 +87,10 @@ class Predictor:
         first_class_code = next(iter(self.label_set.code_to_class))  # labels are unknown at prediction time
         utterances = [Utterance(f"input{i}", "input", first_class_code, text, path, "unknown", "unknown")
                       for i, (path, text) in enumerate(items)]
-        examples = make_examples(utterances, np.arange(len(items)), audio, self.tokenizer, self.label_set,
-                                 self.config.features.max_tokens)
+        examples = utterance_examples(utterances, np.arange(len(items)), self.label_set,
+                                      audio=audio if uses_audio else None,
+                                      max_frames=self.config.features.max_frames, tokenizer=self.tokenizer,
+                                      max_tokens=self.config.features.max_tokens)
         probabilities = self.predict_examples(examples)
         return [dict(zip(self.label_set.classes, map(float, p))) for p in probabilities]
 
@@ -104,11 +107,10 @@ def evaluate_run(run_dir) -> dict:
     folds = []
     for k, split in enumerate(data.splits):
         predictor = Predictor.load(fold_dir(run_dir, k, len(data.splits)))
-        examples = make_examples(data.utterances, split.test, data.audio, predictor.tokenizer, predictor.label_set,
-                                 config.features.max_tokens)
+        examples = examples_of(config, data, split.test, predictor.tokenizer)
         predictions = predictor.predict_examples(examples).argmax(-1)
-        folds.append({"protocol": split.name, "sizes": {"test": len(examples)},
-                      "test": classification_metrics(examples.labels, predictions, predictor.label_set.classes)})
+        folds.append({"protocol": split.name, "sizes": {"test": len(examples.labels())},
+                      "test": classification_metrics(examples.labels(), predictions, predictor.label_set.classes)})
     results = summarize_folds(folds)
     results["skipped_bad_input"], results["corpus"] = len(data.report.skipped), data.report.corpus
     return results

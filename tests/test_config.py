@@ -20,7 +20,9 @@ def test_defaults_are_the_dynamic_fusion_papers_setting():
     ("split.protocol", "kfold", "split.protocol = 'kfold': must be one of"),
     ("data.label_set", "iemocap5", "data.label_set = 'iemocap5'"),
     ("train.epochs", 0, "train.epochs = 0: must be positive"),
-    ("model.num_heads", 7, "not divisible by model.num_heads = 7"),
+    ("model.num_heads", 7, "multiple of model.num_heads = 7"),
+    ("model.query", "mean", "model.query = 'mean': must be one of"),
+    ("objective.name", "focal", "objective.name = 'focal': must be one of"),
 ])
 def test_values_no_run_can_use_are_refused(field, value, message):
     c = base_config()

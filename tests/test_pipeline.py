@@ -1,59 +1,92 @@
-"""The tf.data pipeline: fixed shapes, every evaluation example once, seeded order, per-host shards."""
+"""The tf.data pipeline: fixed shapes, every evaluation example once, seeded order, equal per-host shares."""
 
 import numpy as np
 import pytest
 
-from mer_jax.data.examples import Examples
+from mer_jax.data.examples import Examples, Ragged, numpy_batches
 from mer_jax.data.pipeline import batches
 
 
-def _examples(n=23, n_mfcc=3, max_tokens=6):
+def _examples(n=23, n_mfcc=3, max_tokens=6, max_frames=8):
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 12, n)
-    frames = np.concatenate([np.full((length, n_mfcc), i, np.float32) for i, length in enumerate(lengths)])
+    frames = Ragged.from_rows([np.full((min(length, max_frames), n_mfcc), i, np.float32)
+                               for i, length in enumerate(lengths)])
     tokens = rng.integers(5, 50, (n, max_tokens)).astype(np.int32)
-    return Examples(ids=np.array([f"u{i}" for i in range(n)]), frames=frames, lengths=lengths.astype(np.int32),
-                    input_ids=tokens, attention_mask=np.ones_like(tokens), labels=np.arange(n, dtype=np.int32) % 4)
+    return Examples(np.array([f"u{i}" for i in range(n)]),
+                    {"mfcc": frames, "mfcc_length": frames.lengths.astype(np.int32), "input_ids": tokens,
+                     "label": np.arange(n, dtype=np.int32) % 4, "weight": np.ones(n, np.float32)},
+                    {"mfcc": max_frames})
+
+
+def _dialogues(n=7, dim=2, max_utterances=5):
+    """Dialogue-level examples: ragged utterance vectors, labels and weights; vector of utterance j of dialogue i = i."""
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, max_utterances + 1, n)
+    ragged = lambda rows: Ragged.from_rows(rows)  # noqa: E731
+    return Examples(ragged([np.array([f"d{i}_u{j}" for j in range(k)]) for i, k in enumerate(sizes)]),
+                    {"text": ragged([np.full((k, dim), i, np.float32) for i, k in enumerate(sizes)]),
+                     "label": ragged([np.arange(k, dtype=np.int32) for k in sizes]),
+                     "weight": ragged([np.ones(k, np.float32) for k in sizes])},
+                    {"text": max_utterances, "label": max_utterances, "weight": max_utterances})
 
 
 def test_batches_have_fixed_shapes_and_padded_frames():
     ex = _examples()
-    for batch in batches(ex, global_batch_size=4, max_frames=8, train=True, seed=0):
+    for batch in batches(ex, global_batch_size=4, train=True, seed=0):
         assert batch["mfcc"].shape == (4, 8, 3) and batch["input_ids"].shape == (4, 6)
         for row, i, length in zip(batch["mfcc"], batch["index"], batch["mfcc_length"]):
-            assert length == min(ex.lengths[i], 8)
+            assert length == ex.fields["mfcc_length"][i]
             assert (row[:length] == i).all() and (row[length:] == 0).all()  # example i's frames hold value i
 
 
 def test_evaluation_sees_every_example_once_and_pads_with_weight_zero():
     ex = _examples()
-    seen = list(batches(ex, global_batch_size=5, max_frames=8, train=False))
+    seen = list(batches(ex, global_batch_size=5, train=False))
     index = np.concatenate([b["index"] for b in seen])
     weight = np.concatenate([b["weight"] for b in seen])
     assert list(index[weight > 0]) == list(range(23)) and (index[weight == 0] == -1).all() and len(index) == 25
-    assert list(np.concatenate([b["label"] for b in seen])[:23]) == list(ex.labels)
+    assert list(np.concatenate([b["label"] for b in seen])[:23]) == list(ex.fields["label"])
+    numpy_seen = list(numpy_batches(ex, 5))  # the TensorFlow-free batches (inference) agree
+    for a, b in zip(seen, numpy_seen):
+        assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_dialogue_examples_pad_utterances_with_weight_zero():
+    ex = _dialogues()
+    seen = list(batches(ex, global_batch_size=3, train=False))
+    assert all(b["text"].shape == (3, 5, 2) and b["weight"].shape == (3, 5) for b in seen)
+    weight = np.concatenate([b["weight"] for b in seen])
+    text = np.concatenate([b["text"] for b in seen])
+    assert weight.sum() == ex.fields["weight"].lengths.sum()
+    assert (text[weight == 0] == 0).all() and (weight[7:] == 0).all()  # padded utterances and padding dialogues
+    outputs = np.concatenate([b["text"][..., 0] for b in seen])[:7]  # a stand-in for per-utterance outputs
+    assert list(ex.real(outputs)) == [int(u.split("_")[0][1:]) for u in ex.utterance_ids()]
 
 
 def test_training_order_depends_only_on_seed_and_epoch():
     ex = _examples()
 
     def order(seed, epoch):
-        return np.concatenate([b["index"] for b in batches(ex, global_batch_size=4, max_frames=8, train=True,
-                                                           seed=seed, epoch=epoch)])
+        return np.concatenate([b["index"] for b in batches(ex, global_batch_size=4, train=True, seed=seed,
+                                                           epoch=epoch)])
 
     assert np.array_equal(order(0, 1), order(0, 1))
     assert not np.array_equal(order(0, 1), order(0, 2)) and not np.array_equal(order(0, 1), order(1, 1))
     assert len(order(0, 0)) == 20 and len(set(order(0, 0))) == 20  # the incomplete last batch is dropped
 
 
-def test_each_process_reads_its_own_share_of_every_global_batch():
+@pytest.mark.parametrize("train", [True, False])
+def test_every_process_runs_the_same_steps_and_together_reads_each_global_batch(train):
+    # 23 examples, 2 processes, global batch 4: 5 training steps each (the 3 left over are dropped by
+    # all processes alike), and process 0's rows then process 1's rows are exactly the global batch.
     ex = _examples()
-    full = list(batches(ex, global_batch_size=4, max_frames=8, train=True, seed=3))
-    shares = [list(batches(ex, global_batch_size=4, max_frames=8, train=True, seed=3, process_index=p,
-                           process_count=2)) for p in range(2)]
+    full = list(batches(ex, global_batch_size=4, train=train, seed=3))
+    shares = [list(batches(ex, global_batch_size=4, train=train, seed=3, process_index=p, process_count=2))
+              for p in range(2)]
+    assert len(shares[0]) == len(shares[1]) == len(full) == (5 if train else 6)
     for k, batch in enumerate(full):
-        local = np.concatenate([shares[0][k]["index"], shares[1][k]["index"]])
-        assert sorted(local) == sorted(batch["index"])  # same examples in the same global step
-        assert len(shares[0][k]["index"]) == 2
+        for name in batch:
+            assert np.array_equal(np.concatenate([shares[0][k][name], shares[1][k][name]]), batch[name])
     with pytest.raises(ValueError, match="not divisible"):
-        batches(ex, global_batch_size=5, max_frames=8, train=True, process_count=2)
+        batches(ex, global_batch_size=5, train=True, process_count=2)

@@ -7,11 +7,11 @@ import textwrap
 
 SCRIPT = textwrap.dedent("""
     import jax, numpy as np
-    from flax import nnx
     from mer_jax.config import base_config
     from mer_jax.models.registry import build_model
     from mer_jax.training import sharding
-    from mer_jax.training.optimizer import make_optimizer
+    from mer_jax.training.objectives import cross_entropy
+    from mer_jax.training.optimizer import make_optimizer, parameter_groups
     from mer_jax.training.steps import SplitModel, make_train_step
 
     assert jax.device_count() == 4, jax.devices()
@@ -26,11 +26,12 @@ SCRIPT = textwrap.dedent("""
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = sharding.data_mesh(devices)
-        split = SplitModel.of(build_model(config, 4, 30, nnx.Rngs(0)))
-        optimizer = make_optimizer(config.train, total_steps=10)
+        model = build_model(config, 4, 30)
+        split = SplitModel.of(model)
+        optimizer = make_optimizer(config.train, 10, parameter_groups(split.params, model.encoder_modules))
         params, other = sharding.replicate((split.params, split.other), mesh)
         opt_state = jax.jit(optimizer.init)(params)
-        step = make_train_step(split, optimizer, freeze_encoder=False)
+        step = make_train_step(split, optimizer, cross_entropy)
         for k in range(3):
             params, other, opt_state, m = step(params, other, opt_state, sharding.global_batch(batch, mesh),
                                                jax.random.key(k))

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pathlib
+import uuid
 
 import numpy as np
 from tqdm import tqdm
@@ -98,7 +99,8 @@ def audio_features(utterances: list[Utterance], params: MfccParams, cache_dir=No
     features = AudioFeatures(np.concatenate(per_utterance), np.array([len(f) for f in per_utterance]))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        # A name of its own per writer: processes sharing a file system never write into the same file.
+        tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp.npz")
         np.savez(tmp, frames=features.frames, lengths=features.lengths)
         os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache entry
     return features

@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("USE_TF", "0")
 
 WORDS = "words"
+SMALL_TRANSFORMER = "transformer"  # the text encoder trained from scratch, which reads fitted words
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -36,6 +37,14 @@ def fit_word_vocabulary(texts: list[str], min_count: int = 1):
         special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def tokenizer_name(text) -> str:
+    """A config's ``text.tokenizer`` with ``auto`` resolved: a fitted word vocabulary for the small
+    transformer, the checkpoint's own tokenizer for a pretrained encoder."""
+    if text.tokenizer != "auto":
+        return text.tokenizer
+    return WORDS if text.encoder == SMALL_TRANSFORMER else text.encoder
 
 
 def get_tokenizer(spec: str, training_texts: list[str]):

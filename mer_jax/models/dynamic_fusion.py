@@ -14,6 +14,11 @@ Where the paper is vague we choose, and say so:
   ``query="pooled"`` Q is instead the single pooled audio vector (one query per utterance).
 * Unimodal variants (``modalities="audio"`` / ``"text"``) mean-pool their branch and go straight to
   the same classifier: the paper's audio-only and text-only rows.
+* Attention logits are scaled by 1/sqrt(d_head) (d_head = 256 / 8 = 32), as in the Transformer; the
+  paper's Eq. 3 does not say.
+* MFCCs are standardised with the training part's statistics (`prepare`), and at most ``max_frames``
+  (300 = 3 s at 10 ms) frames are kept: the paper truncates "to 10% length", which we read as a cap
+  that keeps batches of fixed shape (``--config.features.max_frames`` changes it).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from mer_jax.data.examples import Examples
 from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.bilstm import BiLSTM
 from mer_jax.layers.feature_norm import FeatureNorm
@@ -31,6 +37,7 @@ QUERIES = ("frames", "pooled")
 
 
 class DynamicFusion(nnx.Module):
+    encoder_modules = ("text_encoder",)  # trained at the encoder learning rate (layer-wise AdamW)
     def __init__(self, *, num_classes: int, modalities: str = "audio+text", n_mfcc: int = 40,
                  d_model: int = 256, num_heads: int = 8, dropout: float = 0.3, query: str = "frames",
                  text_encoder: nnx.Module | None = None, text_hidden: int = 0, rngs: nnx.Rngs):
@@ -52,13 +59,15 @@ class DynamicFusion(nnx.Module):
         self.hidden = nnx.Linear(d_model, d_model, rngs=rngs)
         self.classifier = nnx.Linear(d_model, num_classes, rngs=rngs)
 
-    def __call__(self, batch: dict[str, jax.Array]) -> jax.Array:
-        """Class logits (B, num_classes) of a batch with mfcc, mfcc_length, input_ids, attention_mask."""
-        return self.forward(batch)[0]
+    def prepare(self, train: Examples) -> None:
+        """Fix the MFCC standardisation from the training part's frames."""
+        if "audio" in self.modalities:
+            self.feature_norm.set_statistics(train.fields["mfcc"].values)
 
-    def forward(self, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array | None]:
-        """Logits and the cross-modal attention weights (B, heads, queries, tokens), or None."""
-        weights = None
+    def __call__(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """``logits`` (B, num_classes) of a batch with mfcc, mfcc_length, input_ids, attention_mask, and the
+        cross-modal ``attention`` weights (B, heads, queries, tokens) of the fused model."""
+        outputs = {}
         if "audio" in self.modalities:
             audio_mask = length_mask(batch["mfcc_length"], batch["mfcc"].shape[1])
             audio = self.bilstm(self.feature_norm(batch["mfcc"]), batch["mfcc_length"])  # (B, T, d)
@@ -71,12 +80,41 @@ class DynamicFusion(nnx.Module):
         elif self.modalities == "text":
             pooled = masked_mean(text, text_mask)
         elif self.query == "frames":
-            attended, weights = self.cross_attention(audio, text, text_mask)
+            attended, outputs["attention"] = self.cross_attention(audio, text, text_mask)
             pooled = masked_mean(self.fusion_norm(audio + self.dropout(attended)), audio_mask)
         else:
             query = masked_mean(audio, audio_mask)[:, None]
-            attended, weights = self.cross_attention(query, text, text_mask)
+            attended, outputs["attention"] = self.cross_attention(query, text, text_mask)
             pooled = self.fusion_norm(query + self.dropout(attended))[:, 0]
         hidden = self.dropout(jax.nn.relu(self.hidden(self.dropout(pooled))))
-        return self.classifier(hidden), weights
+        return {"logits": self.classifier(hidden), **outputs}
 
+
+
+# The model's config section (``config.model``), with the paper's values (Section 4).
+DEFAULTS = dict(
+    modalities="audio+text",  # audio+text | audio | text
+    d_model=256,
+    num_heads=8,
+    dropout=0.3,
+    query="frames",  # frames | pooled: what the cross-modal attention's Q is
+)
+
+
+def check(section) -> None:
+    """Refuse values the model cannot use, naming the field."""
+    for field, allowed in (("modalities", MODALITIES), ("query", QUERIES)):
+        if section[field] not in allowed:
+            raise ValueError(f"model.{field} = {section[field]!r}: must be one of {list(allowed)}")
+    if section.d_model <= 0 or section.num_heads <= 0 or section.d_model % section.num_heads:
+        raise ValueError(f"model.d_model = {section.d_model} must be a positive multiple of "
+                         f"model.num_heads = {section.num_heads}")
+    if not 0.0 <= section.dropout < 1.0:
+        raise ValueError(f"model.dropout = {section.dropout}: must be in [0, 1)")
+
+
+def build(section, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
+          rngs: nnx.Rngs) -> DynamicFusion:
+    return DynamicFusion(num_classes=num_classes, modalities=section.modalities, n_mfcc=n_mfcc,
+                         d_model=section.d_model, num_heads=section.num_heads, dropout=section.dropout,
+                         query=section.query, text_encoder=text_encoder, text_hidden=text_hidden, rngs=rngs)

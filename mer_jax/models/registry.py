@@ -1,53 +1,56 @@
-"""From a config to a constructed model: the one place that knows every model's name."""
+"""From a config to a model: the one place that knows every model's name.
+
+Each model module says what its config section holds (``DEFAULTS``), which values it refuses
+(``check``) and how it is built; its spec here adds what the model reads from a corpus.
+"""
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import dataclasses
+from collections.abc import Callable
+
 from flax import nnx
 
-from mer_jax.data.tokenizer import WORDS
-from mer_jax.encoders import from_pretrained
-from mer_jax.layers.transformer import TransformerEncoder
-from mer_jax.models.dynamic_fusion import DynamicFusion
-
-MODELS = ("dynamic_fusion",)
+from mer_jax.models import dynamic_fusion
+from mer_jax.models.text_encoder import build_text_encoder
 
 
-SMALL_TRANSFORMER = "transformer"
+def model_rngs(seed: int) -> nnx.Rngs:
+    """The named random streams every model is built with: ``params`` for initialisation and
+    ``dropout``, which the train step reseeds from (seed, step) so that every step draws new masks."""
+    return nnx.Rngs(params=seed, dropout=seed + 1)
 
 
-def build_text_encoder(config, vocab_size: int, rngs: nnx.Rngs) -> tuple[nnx.Module, int]:
-    """The text encoder named by config.text.encoder, and its hidden size.
-
-    ``transformer`` is the small randomly initialised encoder; anything else is a Hugging Face BERT
-    or DeBERTa-v2/v3 checkpoint (folder or hub id) loaded into our Flax port. A frozen ("static")
-    encoder runs without dropout, as a fixed feature extractor.
-    """
-    text = config.text
-    if text.encoder == SMALL_TRANSFORMER:
-        encoder = TransformerEncoder(vocab_size, config.features.max_tokens, text.hidden, text.layers, text.heads,
-                                     config.model.dropout, rngs=rngs)
-        return encoder, text.hidden
-    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    encoder, hf_config = from_pretrained(text.encoder, dtype=jnp.dtype(text.dtype), rngs=rngs,
-                                         **(no_dropout if config.train.freeze_encoder else {}))
-    return encoder, hf_config.hidden_size
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    defaults: dict  # the model's config section with its defaults
+    check: Callable  # (model section) -> None, raising ValueError for values the model cannot use
+    modalities: Callable  # (config) -> the corpus modalities the model reads: a subset of {"audio", "text"}
+    build: Callable  # (config, num_classes, vocab_size, rngs) -> model
+    objective: str = "cross_entropy"  # the default loss (mer_jax/training/objectives.py)
 
 
-def tokenizer_spec(config) -> str:
-    """config.text.tokenizer with ``auto`` resolved: a fitted word vocabulary for the small
-    transformer, the checkpoint's own tokenizer for a pretrained encoder."""
-    if config.text.tokenizer != "auto":
-        return config.text.tokenizer
-    return WORDS if config.text.encoder == SMALL_TRANSFORMER else config.text.encoder
+def _build_dynamic_fusion(config, num_classes: int, vocab_size: int, rngs: nnx.Rngs):
+    reads_text = "text" in config.model.modalities
+    encoder, hidden = (build_text_encoder(config.text, max_tokens=config.features.max_tokens,
+                                          dropout=config.model.dropout, frozen=config.train.freeze_encoder,
+                                          vocab_size=vocab_size, rngs=rngs) if reads_text else (None, 0))
+    return dynamic_fusion.build(config.model, num_classes=num_classes, n_mfcc=config.features.n_mfcc,
+                                text_encoder=encoder, text_hidden=hidden, rngs=rngs)
 
 
-def build_model(config, num_classes: int, vocab_size: int, rngs: nnx.Rngs) -> nnx.Module:
-    m = config.model
-    if m.name not in MODELS:
-        raise ValueError(f"unknown model {m.name!r}; known: {MODELS}")
-    encoder, text_hidden = (build_text_encoder(config, vocab_size, rngs) if "text" in m.modalities
-                            else (None, 0))
-    return DynamicFusion(num_classes=num_classes, modalities=m.modalities, n_mfcc=config.features.n_mfcc,
-                         d_model=m.d_model, num_heads=m.num_heads, dropout=m.dropout, query=m.query,
-                         text_encoder=encoder, text_hidden=text_hidden, rngs=rngs)
+MODELS = {
+    "dynamic_fusion": ModelSpec(dynamic_fusion.DEFAULTS, dynamic_fusion.check,
+                                lambda config: set(config.model.modalities.split("+")), _build_dynamic_fusion),
+}
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ValueError(f"model.name = {name!r}: must be one of {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(config, num_classes: int, vocab_size: int = 0) -> nnx.Module:
+    """The model ``config.model.name`` names, initialised from ``config.seed``."""
+    return get_model_spec(config.model.name).build(config, num_classes, vocab_size, model_rngs(config.seed))

@@ -1,10 +1,11 @@
-"""Pure, jit-compiled train and eval steps over split NNX state.
+"""Pure, jit-compiled train and eval steps over split NNX state; they know no model and no loss.
 
 The model is split once into a graph definition (one for training, with dropout on, one for
 evaluation) and state: `params` (trained) and `other` (e.g. feature statistics, batch-norm
 statistics; carried, not trained). Each step merges them inside `jax.jit`, so the hot loop has no
-Python-side module state; dropout keys are derived from (seed, step), so a resumed run draws the
-same masks as an uninterrupted one.
+Python-side module state. Every step reseeds the model's ``dropout`` stream from its key, derived
+from (seed, step): each dropout layer draws a new mask every step, and a resumed run draws the same
+masks as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
-
-from mer_jax.training.optimizer import parameter_groups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,46 +42,53 @@ class SplitModel:
         rngs = jax.tree.map(jnp.copy, self.rngs)
         return nnx.merge(self.train_graph if train else self.eval_graph, params, rngs, other)
 
+    def apply(self, params, other, batch, dropout_key) -> tuple[dict, nnx.State]:
+        """Training-mode outputs with dropout masks drawn from `dropout_key`, and the updated `other`
+        state (e.g. batch-norm running averages)."""
+        model = self.merge(params, other, train=True)
+        nnx.reseed(model, dropout=dropout_key)
+        outputs = model(batch)
+        _, _, _, other = nnx.split(model, nnx.Param, nnx.RngState, ...)
+        return outputs, other
 
-def weighted_cross_entropy(logits, labels, weights):
-    """Mean cross-entropy over the examples with weight 1 (padding examples have weight 0)."""
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
-    return (losses * weights).sum() / jnp.maximum(weights.sum(), 1.0)
+
+def accuracy(logits: jax.Array, batch: dict) -> jax.Array:
+    """Accuracy over the real utterances of a batch (logits (B, C) or (B, U, C))."""
+    correct = (logits.argmax(-1) == batch["label"]) * batch["weight"]
+    return correct.sum() / jnp.maximum(batch["weight"].sum(), 1.0)
 
 
-def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, *, freeze_encoder: bool):
-    """(params, other, opt_state, batch, key) -> (params, other, opt_state, measurements)."""
+def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, objective, *, frozen=None):
+    """(params, other, opt_state, batch, key) -> (params, other, opt_state, measurements).
+
+    `objective` maps (outputs, batch) to (loss, terms); every term is measured. `frozen` (a tree like
+    params of 'encoder' / 'rest' labels) stops gradients into the 'encoder' group: a static encoder
+    costs no backward pass.
+    """
 
     def loss_fn(params, other, batch, key):
-        if freeze_encoder:  # a static encoder: no gradient flows into it (and no backward pass through it)
-            params = jax.tree.map(lambda g, p: jax.lax.stop_gradient(p) if g == "encoder" else p,
-                                  parameter_groups(params), params)
-        model = split.merge(params, other, train=True)
-        nnx.reseed(model, dropout=key)
-        logits = model(batch)
-        loss = weighted_cross_entropy(logits, batch["label"], batch["weight"])
-        _, _, _, new_other = nnx.split(model, nnx.Param, nnx.RngState, ...)
-        return loss, (logits, new_other)
+        if frozen is not None:
+            params = jax.tree.map(lambda g, p: jax.lax.stop_gradient(p) if g == "encoder" else p, frozen, params)
+        outputs, other = split.apply(params, other, batch, key)
+        loss, terms = objective(outputs, batch)
+        return loss, (outputs["logits"], terms, other)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
     def train_step(params, other, opt_state, batch, key):
-        (loss, (logits, other)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, other, batch, key)
+        (loss, (logits, terms, other)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, other, batch, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        correct = (logits.argmax(-1) == batch["label"]) * batch["weight"]
-        return params, other, opt_state, {
-            "loss": loss, "accuracy": correct.sum() / jnp.maximum(batch["weight"].sum(), 1.0),
-            "grad_norm": optax.tree.norm(grads),
-        }
+        return params, other, opt_state, {"loss": loss, **terms, "accuracy": accuracy(logits, batch),
+                                          "grad_norm": optax.tree.norm(grads)}
 
     return train_step
 
 
 def make_eval_step(split: SplitModel):
-    """(params, other, batch) -> class probabilities (B, num_classes)."""
+    """(params, other, batch) -> class probabilities, shaped like the logits ((B, C) or (B, U, C))."""
 
     @jax.jit
     def eval_step(params, other, batch):
-        return jax.nn.softmax(split.merge(params, other)(batch).astype(jnp.float32), axis=-1)
+        return jax.nn.softmax(split.merge(params, other)(batch)["logits"].astype(jnp.float32), axis=-1)
 
     return eval_step

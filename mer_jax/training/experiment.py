@@ -6,14 +6,15 @@ Training and re-evaluation both start here, so a finished run's test part is reb
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 
 from mer_jax.config import ConfigError
 from mer_jax.data.corpora import read_corpus
+from mer_jax.data.examples import Examples, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, audio_features, normalize_per_speaker
 from mer_jax.data.labels import LabelSet, get_label_set
 from mer_jax.data.records import ReadReport, Utterance
 from mer_jax.data.splits import Split, make_splits
+from mer_jax.models.registry import get_model_spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,14 +22,14 @@ class ExperimentData:
     utterances: list[Utterance]
     report: ReadReport
     label_set: LabelSet
-    audio: AudioFeatures | None  # MFCCs of every utterance; None for text-only models
+    audio: AudioFeatures | None  # MFCCs of every utterance; None when the model does not hear audio
     splits: list[Split]
 
 
 def load_experiment_data(config) -> ExperimentData:
     """Read the corpus, compute (or load cached) MFCCs when the model hears audio, and make the folds."""
     utterances, report = read_corpus(config.data)
-    uses_audio = "audio" in config.model.modalities
+    uses_audio = "audio" in get_model_spec(config.model.name).modalities(config)
     if uses_audio and any(u.audio_path is None for u in utterances):
         raise ConfigError(f"model.modalities = {config.model.modalities!r} needs audio, but {report.corpus} "
                           "has utterances without audio; use model.modalities = 'text'")
@@ -41,6 +42,8 @@ def load_experiment_data(config) -> ExperimentData:
     return ExperimentData(utterances, report, get_label_set(config.data.label_set), audio, splits)
 
 
-def fold_dir(run_dir: pathlib.Path, k: int, n_folds: int) -> pathlib.Path:
-    """Where fold k of a run keeps its checkpoints and outputs: the run folder itself for one fold."""
-    return run_dir if n_folds == 1 else run_dir / f"fold{k}"
+def examples_of(config, data: ExperimentData, indices, tokenizer) -> Examples:
+    """The model-ready examples of `data.utterances[indices]` (audio if loaded, tokens if a tokenizer is given)."""
+    return utterance_examples(data.utterances, indices, data.label_set, audio=data.audio,
+                              max_frames=config.features.max_frames, tokenizer=tokenizer,
+                              max_tokens=config.features.max_tokens)

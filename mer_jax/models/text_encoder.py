@@ -1,0 +1,27 @@
+"""The text branch's encoder, as the config's ``text`` section names it."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+
+from mer_jax.data.tokenizer import SMALL_TRANSFORMER
+from mer_jax.encoders import from_pretrained
+from mer_jax.layers.transformer import TransformerEncoder
+
+
+def build_text_encoder(text, *, max_tokens: int, dropout: float, frozen: bool, vocab_size: int,
+                       rngs: nnx.Rngs) -> tuple[nnx.Module, int]:
+    """The encoder named by ``text.encoder``, and its hidden size.
+
+    ``transformer`` is the small randomly initialised encoder; anything else is a Hugging Face BERT
+    or DeBERTa-v2/v3 checkpoint (folder or hub id) loaded into our Flax port. A frozen ("static")
+    encoder runs without dropout, as a fixed feature extractor.
+    """
+    if text.encoder == SMALL_TRANSFORMER:
+        encoder = TransformerEncoder(vocab_size, max_tokens, text.hidden, text.layers, text.heads, dropout, rngs=rngs)
+        return encoder, text.hidden
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    encoder, hf_config = from_pretrained(text.encoder, dtype=jnp.dtype(text.dtype), rngs=rngs,
+                                         **(no_dropout if frozen else {}))
+    return encoder, hf_config.hidden_size
