@@ -16,8 +16,7 @@ pytestmark = pytest.mark.skipif(not DATA.exists(), reason=f"real corpora not fou
 def _train(tmp_path, config, *overrides):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
     result = subprocess.run([shutil.which("mer-jax"), "train", f"--config={config}", f"--workdir={tmp_path / 'run'}",
-                             f"--config.data.cache_dir={tmp_path / 'cache'}", "--config.train.epochs=1",
-                             "--config.model.d_model=32", *overrides],
+                             f"--config.data.cache_dir={tmp_path / 'cache'}", *overrides],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((tmp_path / "run" / "metrics.json").read_text()), result.stdout
@@ -26,15 +25,18 @@ def _train(tmp_path, config, *overrides):
 def test_emodb_audio_with_an_unseen_speaker(tmp_path):
     metrics, stdout = _train(tmp_path, "configs/emodb_audio_loso.py", f"--config.data.root={DATA / 'emodb'}",
                              "--config.split.protocol=holdout", "--config.split.test_sessions=('03',)",
-                             "--config.features.max_frames=100")
+                             "--config.features.max_frames=150", "--config.features.speaker_normalization=True",
+                             "--config.train.epochs=10", "--config.model.d_model=64", "--config.train.lr=2e-3")
     assert "535 utterances kept" in stdout
     fold = metrics["folds"][0]
     assert fold["sizes"]["test"] == 49 and "held-out session(s) 03" in fold["protocol"]  # speaker 03's 49
-    assert 0.0 <= metrics["test"]["ua"] <= 1.0
+    # Chance UA over 7 classes is 0.143; seeds 0-2 of this short run measured 0.52, 0.38, 0.37.
+    assert metrics["test"]["ua"] > 0.25
 
 
 def test_meld_text_on_the_official_split(tmp_path):
     metrics, _ = _train(tmp_path, "configs/meld_text_minilm.py", f"--config.data.root={DATA / 'meld'}",
+                        "--config.train.epochs=1", "--config.model.d_model=32",
                         "--config.text.encoder=transformer", "--config.text.hidden=32", "--config.text.layers=1",
                         "--config.features.max_tokens=16", "--config.train.batch_size=128", "--config.train.lr=1e-3")
     assert metrics["folds"][0]["sizes"] == {"train": 9989, "validation": 1109, "test": 2610}

@@ -188,6 +188,22 @@ class FeedForward(nnx.Module):
         return self.output(self.act(self.intermediate(x)), x)
 
 
+def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, *, scale: float,
+                          bias: jax.Array | float = 0.0, dropout: nnx.Dropout | None = None):
+    """softmax(q.k * scale + bias) v over the keys that `mask` allows: every attention in mer_jax.
+
+    q, k, v: (B, L, heads, head_dim); mask: (B, Lk) real keys, or (B, Lq, Lk) per query. Logits and
+    softmax are float32 whatever the compute dtype; the weighted sum is in v's dtype. A query with
+    no allowed key attends uniformly (its output is then meaningless, and callers mask it). Returns
+    the (B, Lq, heads, head_dim) output and the (B, heads, Lq, Lk) weights (before dropout).
+    """
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * scale + bias
+    allowed = mask[:, None, None, :] if mask.ndim == 2 else mask[:, None]
+    weights = jax.nn.softmax(jnp.where(allowed, logits, jnp.finfo(jnp.float32).min), axis=-1)
+    dropped = weights if dropout is None else dropout(weights)
+    return jnp.einsum("bhqk,bkhd->bqhd", dropped.astype(v.dtype), v), weights
+
+
 class SelfAttention(nnx.Module):
     """Multi-head scaled dot-product self-attention over the unmasked keys, closed by `ResidualNorm`.
 
@@ -217,11 +233,8 @@ class SelfAttention(nnx.Module):
 
     def __call__(self, x: jax.Array, key_mask: jax.Array, **context) -> jax.Array:
         q, k, v = (self.split_heads(proj(x)) for proj in (self.query, self.key, self.value))
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * self.scale
-        logits = logits + self.logit_bias(q, k, **context)
-        logits = jnp.where(key_mask[:, None, None, :], logits, jnp.finfo(jnp.float32).min)
-        probs = self.attention_dropout(jax.nn.softmax(logits, axis=-1).astype(v.dtype))
-        context_layer = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+        context_layer, _ = dot_product_attention(q, k, v, key_mask, scale=self.scale,
+                                                 bias=self.logit_bias(q, k, **context), dropout=self.attention_dropout)
         return self.output(context_layer.reshape(*x.shape[:-1], -1), x)
 
 

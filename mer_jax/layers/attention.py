@@ -7,8 +7,9 @@ K = T W_k and V = T W_v from text) and as self-attention in the small text Trans
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
+
+from mer_jax.encoders.layers import dot_product_attention
 
 
 class MultiHeadAttention(nnx.Module):
@@ -31,8 +32,5 @@ class MultiHeadAttention(nnx.Module):
             return x.reshape(*x.shape[:2], self.num_heads, -1)
 
         q, k, v = heads(self.query(queries)), heads(self.key(keys)), heads(self.value(keys))
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
-        logits = jnp.where(key_mask[:, None, None, :], logits, jnp.finfo(logits.dtype).min)
-        weights = jax.nn.softmax(logits, axis=-1)
-        attended = jnp.einsum("bhqk,bkhd->bqhd", self.dropout(weights), v)
+        attended, weights = dot_product_attention(q, k, v, key_mask, scale=q.shape[-1] ** -0.5, dropout=self.dropout)
         return self.out(attended.reshape(*attended.shape[:2], -1)), weights

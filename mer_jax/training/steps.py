@@ -38,8 +38,9 @@ class SplitModel:
         return cls(train_graph, eval_graph, params, other, rngs)
 
     def merge(self, params, other, train: bool = False) -> nnx.Module:
-        # Fresh copies of the RNG variables, so that reseeding them inside a trace mutates nothing outside.
-        rngs = jax.tree.map(jnp.copy, self.rngs)
+        # Fresh copies of the RNG and other state (e.g. batch-norm statistics), so that reseeding or
+        # updating them inside a trace (here, under jax.grad) mutates nothing outside it.
+        rngs, other = jax.tree.map(jnp.copy, (self.rngs, other))
         return nnx.merge(self.train_graph if train else self.eval_graph, params, rngs, other)
 
     def apply(self, params, other, batch, dropout_key) -> tuple[dict, nnx.State]:

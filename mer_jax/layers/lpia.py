@@ -1,0 +1,121 @@
+"""LPGNet's Lightweight Parallel Interaction Attention pieces (papers/lpgnet.md, Section 3.3).
+
+* `masked_attention`: scaled dot-product attention without projections (Eq. 3) whose scores are
+  masked where the (B, U, U) pair mask is 0 (Eq. 4), softmax in float32 (Eq. 5).
+* `ResidualEnhancement`: the two-stage refinement of an attention output (Eq. 6-8): a global
+  compression (masked mean over utterances -> 1x1 convolution -> batch norm -> LeakyReLU) broadcast
+  back over the utterances, then ``Q + A_conv + FFN(A_conv)`` with a pre-norm position-wise FFN.
+* `MaskedBatchNorm`: batch norm whose statistics come from the real entries only, so padding and
+  all-padding dialogues never move them.
+* `InteractionPath`: one of the four parallel paths (tt, aa, at, ta): attention then enhancement.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mer_jax.encoders.layers import dot_product_attention
+from mer_jax.layers.pooling import masked_mean
+
+def attention_mask(utterance_mask: jax.Array) -> jax.Array:
+    """(B, U) utterance mask -> (B, U, U) M' with M'_ij = 1 where utterances i and j are both real."""
+    real = utterance_mask.astype(bool)
+    return real[:, :, None] & real[:, None, :]
+
+
+def masked_attention(query: jax.Array, key: jax.Array, value: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Eq. 3-5, one head without projections: (B, U, d) x3 and the (B, U, U) mask -> the (B, U, d)
+    output and the (B, U, U) weights. Masked scores get no weight (Eq. 4's -1e9 in effect); a query
+    whose keys are all masked (a padded utterance) gets uniform weights: finite, unused."""
+    out, weights = dot_product_attention(query[:, :, None], key[:, :, None], value[:, :, None], mask,
+                                         scale=query.shape[-1] ** -0.5)
+    return out[:, :, 0], weights[:, 0]
+
+
+class MaskedBatchNorm(nnx.Module):
+    """Batch norm over the rows of (N, d) where ``mask`` (N,) is True, with PyTorch's conventions.
+
+    Train mode normalises with the biased mean/variance of the real rows and moves the running
+    averages by ``momentum`` (0.1, as torch) towards them, the variance unbiased (n / (n - 1)); a
+    batch with no real row leaves them unchanged. Eval mode (``use_running_average``, set by
+    ``model.eval()``) normalises with the running averages.
+    """
+
+    def __init__(self, features: int, *, momentum: float = 0.1, epsilon: float = 1e-5,
+                 use_running_average: bool = False):
+        self.momentum, self.epsilon, self.use_running_average = momentum, epsilon, use_running_average
+        self.scale = nnx.Param(jnp.ones(features))
+        self.bias = nnx.Param(jnp.zeros(features))
+        self.mean = nnx.BatchStat(jnp.zeros(features))
+        self.var = nnx.BatchStat(jnp.ones(features))
+
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        if self.use_running_average:
+            mean, var = self.mean[...], self.var[...]
+        else:
+            real = mask.astype(bool)[:, None]
+            count = real.sum()
+            mean = jnp.where(real, x, 0.0).sum(0) / jnp.maximum(count, 1)
+            var = jnp.where(real, jnp.square(x - mean), 0.0).sum(0) / jnp.maximum(count, 1)
+            unbiased = var * count / jnp.maximum(count - 1, 1)
+            m = self.momentum
+            self.mean[...] = jnp.where(count > 0, (1 - m) * self.mean[...] + m * mean, self.mean[...])
+            self.var[...] = jnp.where(count > 0, (1 - m) * self.var[...] + m * unbiased, self.var[...])
+        return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * self.scale[...] + self.bias[...]
+
+
+class GlobalCompression(nnx.Module):
+    """Eq. 6: masked mean of the attention output over a dialogue's real utterances, then a 1x1
+    convolution (a linear map; no bias, batch norm cancels it), masked batch norm over the real
+    dialogues, LeakyReLU (slope 0.01). (B, U, d) -> (B, d)."""
+
+    def __init__(self, d: int, *, rngs: nnx.Rngs):
+        self.conv = nnx.Linear(d, d, use_bias=False, rngs=rngs)
+        self.norm = MaskedBatchNorm(d)
+
+    def __call__(self, attended: jax.Array, utterance_mask: jax.Array) -> jax.Array:
+        real = utterance_mask.astype(bool)
+        pooled = masked_mean(jnp.where(real[..., None], attended, 0.0), real)
+        return jax.nn.leaky_relu(self.norm(self.conv(pooled), real.any(axis=1)), negative_slope=0.01)
+
+
+class PositionFFN(nnx.Module):
+    """Eq. 7: FFN(x) = W2 Dropout(GELU(W1 LayerNorm(x))), GELU exact (erf), as torch's nn.GELU."""
+
+    def __init__(self, d: int, d_ff: int, dropout: float, *, rngs: nnx.Rngs):
+        self.norm = nnx.LayerNorm(d, epsilon=1e-5, rngs=rngs)
+        self.up = nnx.Linear(d, d_ff, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.down = nnx.Linear(d_ff, d, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.down(self.dropout(jax.nn.gelu(self.up(self.norm(x)), approximate=False)))
+
+
+class ResidualEnhancement(nnx.Module):
+    """Eq. 6-8: X_final = Q + A_conv + FFN(A_conv), with A_conv (Eq. 6) broadcast over the
+    utterances before the position-wise FFN. ``position_ffn=False`` (Table 3's "w/o position-wise
+    FFN") drops the FFN term: X_final = Q + A_conv."""
+
+    def __init__(self, d: int, *, d_ff: int, dropout: float, position_ffn: bool, rngs: nnx.Rngs):
+        self.compression = GlobalCompression(d, rngs=rngs)
+        self.ffn = PositionFFN(d, d_ff, dropout, rngs=rngs) if position_ffn else None
+
+    def __call__(self, query: jax.Array, attended: jax.Array, utterance_mask: jax.Array) -> jax.Array:
+        compressed = jnp.broadcast_to(self.compression(attended, utterance_mask)[:, None, :], query.shape)
+        out = query + compressed
+        return out if self.ffn is None else out + self.ffn(compressed)
+
+
+class InteractionPath(nnx.Module):
+    """One of the four parallel paths (Section 3.3 (2)): X = Attention(Q, K=V) (Eq. 3-5), refined by
+    the two-stage residual enhancement (Eq. 6-8) whose residual is the query."""
+
+    def __init__(self, d: int, *, d_ff: int, dropout: float, position_ffn: bool, rngs: nnx.Rngs):
+        self.enhancement = ResidualEnhancement(d, d_ff=d_ff, dropout=dropout, position_ffn=position_ffn, rngs=rngs)
+
+    def __call__(self, query: jax.Array, context: jax.Array, pair_mask: jax.Array,
+                 utterance_mask: jax.Array) -> jax.Array:
+        return self.enhancement(query, masked_attention(query, context, context, pair_mask)[0], utterance_mask)

@@ -1,0 +1,59 @@
+"""Two JAX processes on this machine (CPU collectives) train one run together, as two hosts would.
+
+Each process reads its own share of every global batch; together they must take exactly the steps of
+a one-process run over the same global batches (here: one process with two CPU devices, so both runs
+split every batch the same way), end with its parameters, and write each file once.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+
+import jax
+import numpy as np
+
+from mer_jax.inference import Predictor
+
+TINY = ["--config=configs/demo.py", "--config.train.epochs=2", "--config.train.batch_size=12",
+        "--config.features.max_frames=60", "--config.model.d_model=32", "--config.text.hidden=32",
+        "--config.model.dropout=0.3"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra):
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu", **extra)
+
+
+def test_two_processes_train_like_one(demo_root, tmp_path):
+    common = [*TINY, f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}"]
+    single = subprocess.run([shutil.which("mer-jax"), "train", *common, f"--workdir={tmp_path / 'one'}"],
+                            env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"), capture_output=True,
+                            text=True, timeout=900)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    port = _free_port()
+    processes = [subprocess.Popen([shutil.which("mer-jax"), "train", *common, f"--workdir={tmp_path / 'two'}",
+                                   "--distributed", f"--coordinator=localhost:{port}", "--num_processes=2",
+                                   f"--process_id={i}"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=900) for p in processes]
+    for p, (_, err) in zip(processes, outputs):
+        assert p.returncode == 0, err[-3000:]
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    assert first["folds"][0]["best_epoch"] == second["folds"][0]["best_epoch"]
+    assert first["folds"][0]["sizes"] == second["folds"][0]["sizes"]
+    params = [jax.tree.leaves(jax.device_get(Predictor.load(d)._params)) for d in (one, two)]
+    assert len(params[0]) == len(params[1])
+    assert max(float(np.abs(a - b).max()) for a, b in zip(*params)) < 1e-5
+    assert first["folds"][0]["test"]["confusion_matrix"] == second["folds"][0]["test"]["confusion_matrix"]
+    assert len(list((two / "tensorboard").glob("events.out.tfevents.*"))) == 1  # only process 0 writes
+    assert "training" not in outputs[1][1]  # and only process 0 shows progress
