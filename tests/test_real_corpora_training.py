@@ -36,8 +36,10 @@ def test_emodb_audio_with_an_unseen_speaker(tmp_path):
 
 def test_meld_text_on_the_official_split(tmp_path):
     metrics, _ = _train(tmp_path, "configs/meld_text_minilm.py", f"--config.data.root={DATA / 'meld'}",
-                        "--config.train.epochs=1", "--config.model.d_model=32",
+                        "--config.train.epochs=3", "--config.model.d_model=32",
                         "--config.text.encoder=transformer", "--config.text.hidden=32", "--config.text.layers=1",
-                        "--config.features.max_tokens=16", "--config.train.batch_size=128", "--config.train.lr=1e-3")
+                        "--config.features.max_tokens=16", "--config.train.batch_size=64", "--config.train.lr=2e-3")
     assert metrics["folds"][0]["sizes"] == {"train": 9989, "validation": 1109, "test": 2610}
     assert "official" in metrics["folds"][0]["protocol"]
+    # Always "neutral" (48% of test) scores weighted F1 0.31 and UA 1/7 = 0.143; this run measured 0.41 and 0.20.
+    assert metrics["test"]["weighted_f1"] > 0.36 and metrics["test"]["ua"] > 0.16

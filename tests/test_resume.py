@@ -43,3 +43,21 @@ def test_killed_run_resumes_and_matches_uninterrupted_run(demo_root, tmp_path):
     assert first["folds"][0]["validation"] == second["folds"][0]["validation"]
     assert first["folds"][0]["best_epoch"] == second["folds"][0]["best_epoch"]
     assert (whole / "test_predictions.csv").read_text() == (resumed / "test_predictions.csv").read_text()
+
+
+def test_a_rerun_with_another_training_config_is_refused_unless_restarted(demo_root, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    command = [*_command(tmp_path / "run", demo_root, tmp_path / "cache"), "--config.train.epochs=2"]
+
+    def run(*extra):
+        return subprocess.run([*command, *extra], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    assert run().returncode == 0
+    changed = run("--config.train.lr=0.01", "--config.model.dropout=0.5")
+    assert changed.returncode != 0
+    assert "model.dropout, train.lr differ" in changed.stderr and "--restart" in changed.stderr
+    harmless = run("--config.train.log_every_steps=3")  # changes no number: resumes (nothing left to train)
+    assert harmless.returncode == 0 and "resuming" in harmless.stdout
+    restarted = run("--config.train.lr=0.01", "--restart")
+    assert restarted.returncode == 0 and "resuming" not in restarted.stdout and "restart: removing" in restarted.stdout
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["lr"] == 0.01
