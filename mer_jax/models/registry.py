@@ -1,7 +1,9 @@
 """From a config to a model: the one place that knows every model's name.
 
 Each model module says what its config section holds (``DEFAULTS``), which values it refuses
-(``check``) and how it is built; its spec here adds what the model reads from a corpus.
+(``check``) and how it is built; its spec here adds what the model reads from a corpus, at which
+level it predicts (one utterance, or every utterance of a dialogue), its default objective, and
+config sections only it uses.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 
 from flax import nnx
 
-from mer_jax.models import dynamic_fusion
+from mer_jax.models import dynamic_fusion, lpgnet
 from mer_jax.models.text_encoder import build_text_encoder
 
 
@@ -25,23 +27,58 @@ def model_rngs(seed: int) -> nnx.Rngs:
 class ModelSpec:
     defaults: dict  # the model's config section with its defaults
     check: Callable  # (model section) -> None, raising ValueError for values the model cannot use
-    modalities: Callable  # (config) -> the corpus modalities the model reads: a subset of {"audio", "text"}
-    build: Callable  # (config, num_classes, vocab_size, rngs) -> model
+    modalities: Callable  # (config) -> what the model reads from the corpus: a subset of {"audio", "text"}
+    build: Callable  # (config, sizes, rngs) -> model; sizes: num_classes, vocab_size, text_dim, audio_dim
     objective: str = "cross_entropy"  # the default loss (mer_jax/training/objectives.py)
+    level: str = "utterance"  # utterance | dialogue: what one example (one row of a batch) is
+    sections: dict = dataclasses.field(default_factory=dict)  # config sections only this model uses
 
 
-def _build_dynamic_fusion(config, num_classes: int, vocab_size: int, rngs: nnx.Rngs):
+def _build_dynamic_fusion(config, sizes: dict, rngs: nnx.Rngs):
     reads_text = "text" in config.model.modalities
     encoder, hidden = (build_text_encoder(config.text, max_tokens=config.features.max_tokens,
                                           dropout=config.model.dropout, frozen=config.train.freeze_encoder,
-                                          vocab_size=vocab_size, rngs=rngs) if reads_text else (None, 0))
-    return dynamic_fusion.build(config.model, num_classes=num_classes, n_mfcc=config.features.n_mfcc,
+                                          vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
+    return dynamic_fusion.build(config.model, num_classes=sizes["num_classes"], n_mfcc=config.features.n_mfcc,
                                 text_encoder=encoder, text_hidden=hidden, rngs=rngs)
 
+
+def _build_lpgnet(config, sizes: dict, rngs: nnx.Rngs):
+    return lpgnet.build(config.model, num_classes=sizes["num_classes"], text_dim=sizes.get("text_dim", 0),
+                        audio_dim=sizes.get("audio_dim", 0), rngs=rngs)
+
+
+def _lpgnet_reads(config) -> set[str]:
+    """The corpus modalities LPGNet's utterance features come from (imported vectors read no audio)."""
+    used = set(config.model.modalities.split("+"))
+    if config.utterance_features.audio == "emotion2vec":
+        used.discard("audio")
+    return used
+
+
+# LPGNet's utterance features (papers/lpgnet.md, Section 4.2), computed per fold from its training part.
+UTTERANCE_FEATURES = dict(
+    # finetuned_cls | finetuned_mean: text.encoder fine-tuned on the utterance task (the paper: BERT-base,
+    # [CLS]); frozen_cls | frozen_mean: the encoder as it is
+    text="finetuned_cls",
+    # emotion2vec: 768-dim utterance vectors from audio_dir/<utterance id>.npy (the paper's);
+    # bilstm: the mean BiLSTM state of the audio-only utterance model; mfcc_stats: MFCC mean and std
+    audio="bilstm",
+    audio_dir="",
+    # how the utterance-level extractors (finetuned_*, bilstm) train: the dynamic-fusion model, unimodal
+    extractor_epochs=10,
+    extractor_batch_size=32,
+    extractor_lr=1e-3,
+    extractor_encoder_lr=2e-5,
+    extractor_d_model=256,
+    extractor_dropout=0.1,
+)
 
 MODELS = {
     "dynamic_fusion": ModelSpec(dynamic_fusion.DEFAULTS, dynamic_fusion.check,
                                 lambda config: set(config.model.modalities.split("+")), _build_dynamic_fusion),
+    "lpgnet": ModelSpec(lpgnet.DEFAULTS, lpgnet.check, _lpgnet_reads, _build_lpgnet, objective="self_distillation",
+                        level="dialogue", sections={"utterance_features": UTTERANCE_FEATURES}),
 }
 
 
@@ -51,6 +88,10 @@ def get_model_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def build_model(config, num_classes: int, vocab_size: int = 0) -> nnx.Module:
-    """The model ``config.model.name`` names, initialised from ``config.seed``."""
-    return get_model_spec(config.model.name).build(config, num_classes, vocab_size, model_rngs(config.seed))
+def build_model(config, sizes: dict, seed: int | None = None) -> nnx.Module:
+    """The model ``config.model.name`` names, initialised from `seed` (default ``config.seed``).
+
+    `sizes` holds what the data decides: num_classes, and vocab_size / text_dim / audio_dim as the model needs.
+    """
+    spec = get_model_spec(config.model.name)
+    return spec.build(config, sizes, model_rngs(config.seed if seed is None else seed))

@@ -36,7 +36,7 @@ def load_experiment_data(config) -> ExperimentData:
     audio = audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir) if uses_audio else None
     if audio is not None and config.features.speaker_normalization:
         audio = normalize_per_speaker(audio, [u.speaker for u in utterances])
-    splits = make_splits(utterances, config.split.protocol, seed=config.seed, test_fraction=config.split.test_fraction,
+    splits = make_splits(utterances, config.split.protocol, seed=config.split.seed, test_fraction=config.split.test_fraction,
                          validation_fraction=config.split.validation_fraction,
                          test_sessions=tuple(config.split.test_sessions))
     return ExperimentData(utterances, report, get_label_set(config.data.label_set), audio, splits)

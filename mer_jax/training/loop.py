@@ -16,7 +16,9 @@ import json
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
@@ -26,14 +28,14 @@ from mer_jax.data.labels import LabelSet
 from mer_jax.data.splits import Split
 from mer_jax.data.tokenizer import get_tokenizer, tokenizer_name
 from mer_jax.evaluation.metrics import classification_metrics
-from mer_jax.evaluation.report import format_report, summarize_folds
+from mer_jax.evaluation.report import format_report, summarize_folds, summarize_seeds
 from mer_jax.models.registry import build_model, get_model_spec
 from mer_jax.training import sharding
 from mer_jax.training.checkpoints import RunCheckpoints
 from mer_jax.training.experiment import ExperimentData, examples_of, load_experiment_data
 from mer_jax.training.objectives import make_objective
 from mer_jax.training.optimizer import make_optimizer, parameter_groups
-from mer_jax.training.steps import SplitModel, make_eval_step, make_train_step
+from mer_jax.training.steps import SplitModel, make_eval_step, make_train_step, seed_slice, stack
 from mer_jax.training.workdir import fold_dir, is_writer, prepare_workdir
 
 PARTS = ("train", "validation", "test")
@@ -62,53 +64,88 @@ def train_and_evaluate(config, workdir, *, restart: bool = False) -> dict:
 class FoldData:
     examples: dict[str, Examples]  # train / validation / test
     label_set: LabelSet
-    vocab_size: int  # of the fold's tokenizer (0 when the model reads no text)
+    sizes: dict  # what the data decides about the model: num_classes, vocab_size / text_dim / audio_dim
 
 
 def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> FoldData:
-    """The fold's examples; a tokenizer (fitted on the training transcripts where it is a word
-    vocabulary) is saved with the fold, so inference tokenizes exactly as training did."""
-    tokenizer = None
-    if "text" in get_model_spec(config.model.name).modalities(config):
-        tokenizer = get_tokenizer(tokenizer_name(config.text), [data.utterances[i].transcript for i in split.train])
-        if is_writer():
-            tokenizer.save_pretrained(str(workdir / "tokenizer"))
-    examples = {part: examples_of(config, data, getattr(split, part), tokenizer) for part in PARTS}
-    return FoldData(examples, data.label_set, len(tokenizer) if tokenizer is not None else 0)
+    """The fold's examples and the model sizes they decide (saved with the fold, for inference).
+
+    Utterance-level models read MFCCs and tokens; a tokenizer (fitted on the training transcripts
+    where it is a word vocabulary) is saved with the fold, so inference tokenizes as training did.
+    Dialogue-level models read utterance vectors, computed from the fold's training part only.
+    """
+    spec = get_model_spec(config.model.name)
+    sizes = {"num_classes": data.label_set.num_classes}
+    if spec.level == "dialogue":
+        from mer_jax.data.dialogues import dialogue_examples, longest_dialogue  # noqa: PLC0415
+        from mer_jax.training.utterance_features import utterance_vectors  # noqa: PLC0415
+
+        vectors = utterance_vectors(config, data, split, workdir)
+        sizes.update({f"{m}_dim": int(v.shape[1]) for m, v in vectors.items()})
+        longest = longest_dialogue(data.utterances)
+        examples = {part: dialogue_examples(data.utterances, getattr(split, part), data.label_set, vectors, longest)
+                    for part in PARTS}
+    else:
+        tokenizer = None
+        if "text" in spec.modalities(config):
+            tokenizer = get_tokenizer(tokenizer_name(config.text), [data.utterances[i].transcript for i in split.train])
+            sizes["vocab_size"] = len(tokenizer)
+            if is_writer():
+                tokenizer.save_pretrained(str(workdir / "tokenizer"))
+        examples = {part: examples_of(config, data, getattr(split, part), tokenizer) for part in PARTS}
+    if is_writer():
+        (workdir / SIZES).write_text(json.dumps(sizes))
+    return FoldData(examples, data.label_set, sizes)
+
+
+SIZES = "model_sizes.json"  # a fold's model sizes, which inference rebuilds the model from
+
+
+def run_seeds(config) -> list[int]:
+    """The seeds a run trains together: config.seed, config.seed + 1, ... (``train.seeds`` of them)."""
+    return [config.seed + k for k in range(config.train.seeds)]
 
 
 @dataclasses.dataclass
 class Trainable:
-    """A model ready for the jitted steps: its split form, steps, mesh, and the state that a checkpoint holds."""
+    """Models ready for the jitted steps: their split form, steps, mesh, and the state a checkpoint holds.
+
+    Every array of the state has a leading seed axis (N = ``train.seeds``)."""
 
     split: SplitModel
     train_step: object
     eval_step: object
     mesh: object
     steps_per_epoch: int
-    state: dict  # params, other, opt_state, epoch, best, best_epoch
+    state: dict  # params, other, opt_state, epoch, best (N,), best_epoch (N,)
 
 
 def build_trainable(config, fold: FoldData) -> Trainable:
-    """Model (with its data-dependent preparation), optimiser and replicated state, and the steps."""
-    model = build_model(config, fold.label_set.num_classes, fold.vocab_size)
-    model.prepare(fold.examples["train"])
-    split = SplitModel.of(model)
+    """One model per seed (with its data-dependent preparation), stacked; optimiser, replicated state, steps."""
+    splits = []
+    for seed in run_seeds(config):
+        model = build_model(config, fold.sizes, seed)
+        model.prepare(fold.examples["train"])
+        splits.append(SplitModel.of(model))
+    split = splits[0]
     groups = parameter_groups(split.params, model.encoder_modules)
     steps_per_epoch = len(fold.examples["train"]) // config.train.batch_size
     optimizer = make_optimizer(config.train, steps_per_epoch * config.train.epochs, groups)
     mesh = sharding.data_mesh()
-    params, other = sharding.replicate((split.params, split.other), mesh)
+    params, other = sharding.replicate((stack([s.params for s in splits]), stack([s.other for s in splits])), mesh)
+    del splits
     train_step = make_train_step(split, optimizer, make_objective(config.objective),
                                  frozen=groups if config.train.freeze_encoder else None)
-    state = loop_state(params, other, jax.jit(optimizer.init)(params), epoch=0, best=-1.0, best_epoch=0)
-    return Trainable(split, train_step, make_eval_step(split), mesh, steps_per_epoch, state)
+    n = config.train.seeds
+    state = loop_state(params, other, jax.jit(jax.vmap(optimizer.init))(params), epoch=0, best=np.full(n, -1.0),
+                       best_epoch=np.zeros(n))
+    return Trainable(split, train_step, make_eval_step(split, seeds=True), mesh, steps_per_epoch, state)
 
 
-def loop_state(params, other, opt_state, epoch: int, best: float, best_epoch: int) -> dict:
-    """Everything a resumed run needs: model and optimiser state, epochs done, the best validation score."""
+def loop_state(params, other, opt_state, epoch: int, best, best_epoch) -> dict:
+    """Everything a resumed run needs: model and optimiser state, epochs done, each seed's best validation score."""
     return {"params": params, "other": other, "opt_state": opt_state, "epoch": np.array(epoch, np.int32),
-            "best": np.array(best, np.float32), "best_epoch": np.array(best_epoch, np.int32)}
+            "best": np.asarray(best, np.float32), "best_epoch": np.asarray(best_epoch, np.int32)}
 
 
 def _feed() -> dict:
@@ -116,7 +153,7 @@ def _feed() -> dict:
 
 
 def predict(trainable: Trainable, params, other, examples: Examples, batch_size: int) -> np.ndarray:
-    """Class probabilities of every example, shaped like its padded labels plus classes ((n, C) or (n, U, C)).
+    """Every seed's class probabilities of every example: (N, n, C) or (N, n, U, C).
 
     Every process feeds its share of each global batch; the outputs are gathered from all processes
     and put back in example order by the index each example carries.
@@ -128,49 +165,70 @@ def predict(trainable: Trainable, params, other, examples: Examples, batch_size:
         batch = sharding.global_batch(local, trainable.mesh)
         outputs.append(sharding.gather(trainable.eval_step(params, other, batch)))
         indices.append(sharding.gather(batch["index"]))
-    outputs, indices = np.concatenate(outputs), np.concatenate(indices)
-    out = np.zeros((len(examples), *outputs.shape[1:]), np.float32)
-    out[indices[indices >= 0]] = outputs[indices >= 0]
+    outputs, indices = np.concatenate(outputs, axis=1), np.concatenate(indices)
+    out = np.zeros((outputs.shape[0], len(examples), *outputs.shape[2:]), np.float32)
+    out[:, indices[indices >= 0]] = outputs[:, indices >= 0]
     return out
 
 
-def score(trainable: Trainable, params, other, examples: Examples, config, label_set) -> tuple[dict, np.ndarray]:
-    """Metrics over the real utterances of `examples`, and their probabilities (flattened like `labels`)."""
-    probabilities = examples.real(predict(trainable, params, other, examples, config.train.batch_size))
-    return classification_metrics(examples.labels(), probabilities.argmax(-1), label_set.classes), probabilities
+def score(trainable: Trainable, params, other, examples: Examples, config, label_set) -> list[tuple[dict, np.ndarray]]:
+    """Per seed: metrics over the real utterances of `examples`, and their probabilities (flattened like
+    ``examples.labels()``)."""
+    labels = examples.labels()
+    results = []
+    for probabilities in predict(trainable, params, other, examples, config.train.batch_size):
+        probabilities = examples.real(probabilities)
+        results.append((classification_metrics(labels, probabilities.argmax(-1), label_set.classes), probabilities))
+    return results
+
+
+def _train_batches(config, examples: Examples, epoch: int):
+    """One epoch's batches of every seed, stacked: (N, local batch, ...); each seed has its own order."""
+    from mer_jax.data.pipeline import batches  # noqa: PLC0415
+
+    per_seed = [batches(examples, global_batch_size=config.train.batch_size, train=True, seed=seed, epoch=epoch,
+                        **_feed()) for seed in run_seeds(config)]
+    for seed_batches in zip(*per_seed):
+        yield {name: np.stack([b[name] for b in seed_batches]) for name in seed_batches[0]}
 
 
 def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunCheckpoints, workdir) -> dict:
-    """Train to ``train.epochs`` (from the latest checkpoint, if any), keeping the best model by validation."""
-    from mer_jax.data.pipeline import batches  # noqa: PLC0415
-
+    """Train to ``train.epochs`` (from the latest checkpoint, if any), keeping each seed's best model by
+    validation (the best checkpoint holds, per seed, the parameters of that seed's best epoch)."""
     tc = config.train
     restored = checkpoints.restore_latest(trainable.state)
+    best_models = None
     if restored is not None:
         trainable.state = restored
+        best_models = checkpoints.restore_best(_model_state(restored))
         print(f"resuming {workdir} after epoch {int(restored['epoch'])}")
     state = trainable.state
     params, other, opt_state = state["params"], state["other"], state["opt_state"]
-    start, best, best_epoch = int(state["epoch"]), float(state["best"]), int(state["best_epoch"])
+    start, best, best_epoch = int(state["epoch"]), np.array(state["best"]), np.array(state["best_epoch"])
     writer = SummaryWriter(str(workdir / "tensorboard"), write_to_disk=is_writer())
-    base_key = jax.random.key(config.seed)
+    seed_keys = [jax.random.key(seed) for seed in run_seeds(config)]
     steps = trainable.steps_per_epoch
     for epoch in tqdm(range(start, tc.epochs), desc=f"training {workdir.name}", unit="epoch", initial=start,
                       total=tc.epochs, disable=not is_writer()):
-        for i, local in enumerate(batches(fold.examples["train"], global_batch_size=tc.batch_size, train=True,
-                                          seed=config.seed, epoch=epoch, **_feed())):
+        for i, local in enumerate(_train_batches(config, fold.examples["train"], epoch)):
             step = epoch * steps + i
+            keys = jnp.stack([jax.random.fold_in(key, step) for key in seed_keys])
             params, other, opt_state, measured = trainable.train_step(
-                params, other, opt_state, sharding.global_batch(local, trainable.mesh), jax.random.fold_in(base_key, step))
+                params, other, opt_state, sharding.global_batch(local, trainable.mesh, axis=1), keys)
             if step % tc.log_every_steps == 0:
-                for name, value in jax.device_get(measured).items():
-                    writer.add_scalar(f"train/{name}", float(value), step)
-        validation, _ = score(trainable, params, other, fold.examples["validation"], config, fold.label_set)
-        for name in ("wa", "ua", "weighted_f1", "macro_f1"):
-            writer.add_scalar(f"validation/{name}", validation[name], (epoch + 1) * steps)
-        if validation[tc.select_metric] > best:
-            best, best_epoch = validation[tc.select_metric], epoch + 1
-            checkpoints.save_best(best_epoch, {"params": params, "other": other})
+                _log(writer, "train", jax.device_get(measured), step)
+        validation = [m for m, _ in score(trainable, params, other, fold.examples["validation"], config, fold.label_set)]
+        _log(writer, "validation", {name: np.array([v[name] for v in validation])
+                                    for name in ("wa", "ua", "weighted_f1", "macro_f1")}, (epoch + 1) * steps)
+        scores = np.array([v[tc.select_metric] for v in validation])
+        improved = scores > best
+        if improved.any():
+            best, best_epoch = np.where(improved, scores, best), np.where(improved, epoch + 1, best_epoch)
+            current = jax.device_get(_model_state({"params": params, "other": other}))
+            best_models = current if best_models is None else jax.tree.map(
+                lambda new, old: np.where(improved.reshape(-1, *[1] * (np.ndim(new) - 1)), new, old),
+                current, best_models)
+            checkpoints.save_best(epoch + 1, best_models)
         if (epoch + 1) % tc.checkpoint_every_epochs == 0 or epoch + 1 == tc.epochs:
             checkpoints.save_latest(epoch + 1, loop_state(params, other, opt_state, epoch + 1, best, best_epoch))
     writer.close()
@@ -178,18 +236,38 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
     return trainable.state
 
 
+def _model_state(state: dict) -> dict:
+    return {"params": state["params"], "other": state["other"]}
+
+
+def _log(writer, prefix: str, measured: dict, step: int) -> None:
+    """Scalars per seed: ``prefix/name`` for a single seed, ``prefix/name/seed<k>`` for several."""
+    for name, values in measured.items():
+        values = np.asarray(values).reshape(-1)
+        for k, value in enumerate(values):
+            writer.add_scalar(f"{prefix}/{name}" + (f"/seed{k}" if len(values) > 1 else ""), float(value), step)
+
+
 def evaluate_and_write(config, fold: FoldData, trainable: Trainable, checkpoints: RunCheckpoints, split: Split,
                        workdir: pathlib.Path) -> dict:
-    """Restore the best model, score the test part once (and validation again), write the fold's files."""
+    """Restore each seed's best model, score the test part once (and validation again), write the fold's files."""
     state = trainable.state
-    best = checkpoints.restore_best({"params": state["params"], "other": state["other"]})
-    test, probabilities = score(trainable, best["params"], best["other"], fold.examples["test"], config, fold.label_set)
-    validation, _ = score(trainable, best["params"], best["other"], fold.examples["validation"], config, fold.label_set)
-    result = {"protocol": split.name, "best_epoch": int(state["best_epoch"]), "validation": validation, "test": test,
-              "sizes": {part: int(len(fold.examples[part].labels())) for part in PARTS}}
+    best = checkpoints.restore_best(_model_state(state))
+    tests = score(trainable, best["params"], best["other"], fold.examples["test"], config, fold.label_set)
+    validations = score(trainable, best["params"], best["other"], fold.examples["validation"], config, fold.label_set)
+    seeds = run_seeds(config)
+    per_seed = [{"seed": seed, "best_epoch": int(state["best_epoch"][k]), "validation": validations[k][0],
+                 "test": tests[k][0]} for k, seed in enumerate(seeds)]
+    result = {"protocol": split.name, "sizes": {part: int(len(fold.examples[part].labels())) for part in PARTS}}
+    if len(seeds) == 1:
+        result.update({key: per_seed[0][key] for key in ("best_epoch", "validation", "test")})
+    else:
+        result.update(seeds=per_seed, test=summarize_seeds([s["test"] for s in per_seed]),
+                      validation=summarize_seeds([s["validation"] for s in per_seed]))
     if is_writer():
-        write_predictions(workdir / "test_predictions.csv", fold.examples["test"], probabilities,
-                          fold.label_set.classes)
+        for k, (_, probabilities) in enumerate(tests):
+            name = "test_predictions.csv" if len(seeds) == 1 else f"test_predictions_seed{seeds[k]}.csv"
+            write_predictions(workdir / name, fold.examples["test"], probabilities, fold.label_set.classes)
         (workdir / "fold_metrics.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -205,6 +283,19 @@ def train_fold(config, data: ExperimentData, split: Split, workdir: pathlib.Path
     result = evaluate_and_write(config, fold, trainable, checkpoints, split, workdir)
     checkpoints.close()
     return result
+
+
+def load_best(config, workdir, seed_index: int = 0) -> nnx.Module:
+    """A trained fold's best model (of its seed number `seed_index`), in evaluation mode."""
+    workdir = pathlib.Path(workdir)
+    sizes = json.loads((workdir / SIZES).read_text())
+    models = [build_model(config, sizes, seed) for seed in run_seeds(config)]
+    splits = [SplitModel.of(m) for m in models]
+    checkpoints = RunCheckpoints(workdir)
+    best = checkpoints.restore_best({"params": stack([s.params for s in splits]),
+                                     "other": stack([s.other for s in splits])})
+    checkpoints.close()
+    return splits[0].merge(seed_slice(best["params"], seed_index), seed_slice(best["other"], seed_index))
 
 
 def write_predictions(path, examples: Examples, probabilities: np.ndarray, classes) -> None:

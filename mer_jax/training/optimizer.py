@@ -13,9 +13,13 @@ import jax
 import optax
 
 
-def schedule(peak: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
-    return optax.warmup_cosine_decay_schedule(0.0, peak, warmup_steps, max(total_steps, warmup_steps + 1),
-                                              end_value=peak * 0.01)
+def schedule(train_config, peak: float, total_steps: int) -> optax.Schedule:
+    """``warmup_cosine``: linear warmup over ``warmup_fraction`` of the steps, cosine decay to 1% of the
+    peak; ``constant``: the peak throughout (LPGNet's recipe names no schedule)."""
+    if train_config.schedule == "constant":
+        return optax.constant_schedule(peak)
+    warmup = int(train_config.warmup_fraction * total_steps)
+    return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1), end_value=peak * 0.01)
 
 
 def parameter_groups(params, encoder_modules: tuple[str, ...]):
@@ -32,14 +36,19 @@ def decays(params):
 
 
 def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTransformation:
-    """AdamW with the config's encoder/rest learning rates over `groups` (see `parameter_groups`)."""
-    warmup = int(train_config.warmup_fraction * total_steps)
+    """Adam(W) with the config's encoder/rest learning rates over `groups` (see `parameter_groups`).
 
-    def adamw(lr):
-        return optax.adamw(schedule(lr, total_steps, warmup), weight_decay=train_config.weight_decay, mask=decays)
+    ``adamw`` decays weights decoupled from the gradient; ``adam`` adds the L2 penalty to the gradient
+    before Adam's scaling, as PyTorch's ``Adam(weight_decay=...)`` does (LPGNet's "L2 weight decay").
+    """
+    def adam(lr):
+        rate = schedule(train_config, lr, total_steps)
+        if train_config.optimizer == "adam":
+            return optax.chain(optax.add_decayed_weights(train_config.weight_decay, mask=decays), optax.adam(rate))
+        return optax.adamw(rate, weight_decay=train_config.weight_decay, mask=decays)
 
-    encoder = optax.set_to_zero() if train_config.freeze_encoder else adamw(train_config.encoder_lr)
+    encoder = optax.set_to_zero() if train_config.freeze_encoder else adam(train_config.encoder_lr)
     return optax.chain(
         optax.clip_by_global_norm(train_config.clip_norm),
-        optax.multi_transform({"encoder": encoder, "rest": adamw(train_config.lr)}, groups),
+        optax.multi_transform({"encoder": encoder, "rest": adam(train_config.lr)}, groups),
     )

@@ -21,8 +21,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def batch_sharded(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, PartitionSpec("data"))
+def batch_sharded(mesh: Mesh, axis: int = 0) -> NamedSharding:
+    """Split along `axis` (the batch axis: 0, or 1 behind a leading seed axis) over the ``data`` devices."""
+    return NamedSharding(mesh, PartitionSpec(*[None] * axis, "data"))
 
 
 def replicate(tree, mesh: Mesh):
@@ -30,9 +31,9 @@ def replicate(tree, mesh: Mesh):
     return jax.device_put(tree, replicated(mesh))
 
 
-def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-    """This process's numpy batch -> global arrays sharded along ``data`` over all processes."""
-    sharding = batch_sharded(mesh)
+def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh, axis: int = 0) -> dict[str, jax.Array]:
+    """This process's numpy batch -> global arrays sharded along ``data`` (on `axis`) over all processes."""
+    sharding = batch_sharded(mesh, axis)
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}
 
 

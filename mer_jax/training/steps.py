@@ -1,5 +1,9 @@
 """Pure, jit-compiled train and eval steps over split NNX state; they know no model and no loss.
 
+Every step runs N seeds at once (``jax.vmap`` over a leading seed axis of parameters, other state,
+optimiser state, batches and dropout keys; N = 1 for a single run): clipping and optimiser state
+stay per seed, nothing couples the seeds, and one compiled program trains all of them.
+
 The model is split once into a graph definition (one for training, with dropout on, one for
 evaluation) and state: `params` (trained) and `other` (e.g. feature statistics, batch-norm
 statistics; carried, not trained). Each step merges them inside `jax.jit`, so the hot loop has no
@@ -11,7 +15,6 @@ masks as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -60,7 +63,8 @@ def accuracy(logits: jax.Array, batch: dict) -> jax.Array:
 
 
 def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, objective, *, frozen=None):
-    """(params, other, opt_state, batch, key) -> (params, other, opt_state, measurements).
+    """(params, other, opt_state, batch, key) -> (params, other, opt_state, measurements), every argument
+    and result with a leading seed axis (keys (N,), batches (N, B, ...)).
 
     `objective` maps (outputs, batch) to (loss, terms); every term is measured. `frozen` (a tree like
     params of 'encoder' / 'rest' labels) stops gradients into the 'encoder' group: a static encoder
@@ -74,22 +78,33 @@ def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, 
         loss, terms = objective(outputs, batch)
         return loss, (outputs["logits"], terms, other)
 
-    @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
-    def train_step(params, other, opt_state, batch, key):
+    def one_seed(params, other, opt_state, batch, key):
         (loss, (logits, terms, other)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, other, batch, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return params, other, opt_state, {"loss": loss, **terms, "accuracy": accuracy(logits, batch),
                                           "grad_norm": optax.tree.norm(grads)}
 
-    return train_step
+    return jax.jit(jax.vmap(one_seed), donate_argnums=(0, 1, 2))
 
 
-def make_eval_step(split: SplitModel):
-    """(params, other, batch) -> class probabilities, shaped like the logits ((B, C) or (B, U, C))."""
+def make_eval_step(split: SplitModel, *, seeds: bool = False):
+    """(params, other, batch) -> class probabilities, shaped like the logits ((B, C) or (B, U, C)).
 
-    @jax.jit
-    def eval_step(params, other, batch):
+    With ``seeds``, params and other carry a leading seed axis and every seed scores the same batch:
+    (N, B, ..., C).
+    """
+    def probabilities(params, other, batch):
         return jax.nn.softmax(split.merge(params, other)(batch)["logits"].astype(jnp.float32), axis=-1)
 
-    return eval_step
+    return jax.jit(jax.vmap(probabilities, in_axes=(0, 0, None)) if seeds else probabilities)
+
+
+def stack(trees: list):
+    """Per-seed pytrees -> one pytree with a leading seed axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def seed_slice(tree, index: int):
+    """One seed's pytree out of a stacked one."""
+    return jax.tree.map(lambda x: x[index], tree)
