@@ -71,7 +71,7 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         schedule="warmup_cosine",  # warmup_cosine | constant
         warmup_fraction=0.05,
         seeds=1,  # how many seeds (config.seed, seed + 1, ...) train together in one vmapped program
-        clip_norm=1.0,
+        clip_norm=1.0,  # global-norm gradient clipping; 0: none
         select_metric="ua",  # validation metric that chooses the checkpoint
         checkpoint_every_epochs=1,
         log_every_steps=10,
@@ -107,7 +107,7 @@ def validate(config) -> None:
 
     choices = {
         "data.corpus": READERS, "data.label_set": LABEL_SETS, "split.protocol": PROTOCOLS,
-        "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1"),
+        "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1", "binary_accuracy", "binary_f1"),
         "text.dtype": ("float32", "bfloat16"), "train.optimizer": ("adamw", "adam"),
         "train.schedule": ("warmup_cosine", "constant"),
     }
@@ -126,6 +126,7 @@ def validate(config) -> None:
         _same_fields("model", config.model, {"name": config.model.name, **spec.defaults})
         _same_fields("objective", config.objective, objective_defaults(config.objective.name))
         spec.check(config.model)
+        spec.check_sections(config)
     except ValueError as e:
         raise ConfigError(f"config field {e}") from None
 

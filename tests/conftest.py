@@ -1,9 +1,13 @@
-"""Shared fixtures: a small synthetic IEMOCAP-layout corpus, and quiet TensorFlow / transformers."""
+"""Shared fixtures: a small synthetic IEMOCAP-layout corpus, quiet TensorFlow / transformers, and a
+persistent JAX compilation cache shared by the test processes and the commands they start (many tests
+compile the same tiny programs; the cache changes no number)."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("USE_TF", "0")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "mer_jax_test_jit_cache"))
 
 import pytest  # noqa: E402
 

@@ -1,5 +1,7 @@
 """Evaluation protocols: disjoint parts, validation from the training sessions, determinism."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -57,3 +59,68 @@ def test_unknown_protocol_and_session_are_refused():
         make_splits(_corpus(), "kfold", seed=0)
     with pytest.raises(ValueError, match="test_sessions"):
         make_splits(_corpus(), "holdout", seed=0, test_sessions=("Ses09",))
+
+
+# --- splits by dialogue (dialogue-level models) ---
+
+
+def _dialogue_corpus():
+    """IEMOCAP-like: 5 sessions x 8 dialogues of 5..15 turns, ids Ses0S{F,M}_improDD_{F,M}NNN."""
+    rng = np.random.default_rng(7)
+    utts = []
+    for s in range(1, 6):
+        for d in range(8):
+            dialogue = f"Ses0{s}{'FM'[d % 2]}_impro{d:02d}"
+            for t in range(int(rng.integers(5, 16))):
+                utts.append(Utterance(f"{dialogue}_{'FM'[t % 2]}{t:03d}", "iemocap", "neu", "x", None,
+                                      f"Ses0{s}{'FM'[t % 2]}", f"Ses0{s}", dialogue_id=dialogue, turn_index=t))
+    return utts
+
+
+def _dialogues_of(utts, part):
+    return {utts[i].dialogue_id for i in part}
+
+
+def _check_dialogues_whole(split, utts):
+    _check_parts(split, len(utts))
+    parts = [_dialogues_of(utts, p) for p in (split.train, split.validation, split.test)]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    return parts
+
+
+def test_random_split_by_dialogue_draws_whole_dialogues():
+    utts = _dialogue_corpus()
+    (a,), (b,), (c,) = (make_splits(utts, "random", seed=s, unit="dialogue") for s in (0, 0, 1))
+    train, validation, test = _check_dialogues_whole(a, utts)
+    assert len(test) == 8 and len(validation) == 3 and len(train) == 29  # 20% of 40, 10% of the other 32
+    assert 0.1 < len(a.test) / len(utts) < 0.3
+    assert np.array_equal(a.test, b.test) and np.array_equal(a.validation, b.validation)
+    assert not np.array_equal(a.test, c.test)
+    assert "dialogues" in a.name and "validation 10% of the training part's dialogues" in a.name
+
+
+def test_holdout_by_dialogue_keeps_session_5_whole_and_validates_on_training_dialogues():
+    utts = _dialogue_corpus()
+    (split,) = make_splits(utts, "holdout", seed=0, test_sessions=("Ses05",), unit="dialogue")
+    train, validation, _ = _check_dialogues_whole(split, utts)
+    assert set(split.test) == {i for i, u in enumerate(utts) if u.session == "Ses05"}
+    assert len(validation) == 3 and len(train) == 29  # 10% of the 32 training dialogues
+    assert split.name.endswith("validation 10% of the training sessions' dialogues")
+    for fold in make_splits(utts, "loso", seed=0, unit="dialogue"):
+        _check_dialogues_whole(fold, utts)
+        assert len({utts[i].session for i in fold.test}) == 1
+
+
+def test_official_by_dialogue_and_refusals():
+    meld = [Utterance(f"{p}_dia{d}_utt{t}", "meld", "joy", "x", None, "Ross", "S01E01", dialogue_id=f"{p}_dia{d}",
+                      turn_index=t, partition=p) for p in ("train", "dev", "test") for d in range(2) for t in range(3)]
+    (split,) = make_splits(meld, "official", seed=0, unit="dialogue")
+    _check_dialogues_whole(split, meld)
+    lacking = r"dialogue_id; 200 utterance\(s\) of t have none \(e.g. Ses01_0, .*knows dialogues"
+    with pytest.raises(ValueError, match=lacking):
+        make_splits(_corpus(), "random", seed=0, unit="dialogue")
+    spanning = [dataclasses.replace(u, session=u.speaker) for u in _dialogue_corpus()]  # a manifest without sessions
+    with pytest.raises(ValueError, match="span several sessions"):
+        make_splits(spanning, "loso", seed=0, unit="dialogue")
+    with pytest.raises(ValueError, match="unit"):
+        make_splits(_corpus(), "random", seed=0, unit="speaker")

@@ -31,12 +31,13 @@ from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.bilstm import BiLSTM
 from mer_jax.layers.feature_norm import FeatureNorm
 from mer_jax.layers.pooling import length_mask, masked_mean
+from mer_jax.models.base import EmotionModel
 
 MODALITIES = ("audio+text", "audio", "text")
 QUERIES = ("frames", "pooled")
 
 
-class DynamicFusion(nnx.Module):
+class DynamicFusion(EmotionModel):
     encoder_modules = ("text_encoder",)  # trained at the encoder learning rate (layer-wise AdamW)
     def __init__(self, *, num_classes: int, modalities: str = "audio+text", n_mfcc: int = 40,
                  d_model: int = 256, num_heads: int = 8, dropout: float = 0.3, query: str = "frames",

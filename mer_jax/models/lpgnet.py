@@ -13,6 +13,7 @@ from flax import nnx
 
 from mer_jax.layers.gated_fusion import ModalityGate, UnimodalGate
 from mer_jax.layers.lpia import InteractionPath, attention_mask
+from mer_jax.models.base import EmotionModel
 
 MODALITIES = ("audio+text", "text", "audio")
 FFN_MULTIPLIER = 4  # d_ff = 4d (Eq. 7: "typically 2d or 4d")
@@ -28,7 +29,7 @@ DEFAULTS = dict(modalities="audio+text", hidden=768, dropout=0.1, inter_attentio
 SWITCHES = ("inter_attention", "intra_attention", "position_ffn", "gated_fusion", "context")
 
 
-class LPGNet(nnx.Module):
+class LPGNet(EmotionModel):
     """LPGNet: LPIA block, dual-gated fusion, classifier, and the self-distillation student heads.
 
     1. Eq. 2: a 1D convolution of kernel 1 (a per-utterance linear map) projects each modality to d.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from flax import nnx
 
-from mer_jax.models import dynamic_fusion, lpgnet
+from mer_jax.models import dynamic_fusion, linear, lpgnet
 from mer_jax.models.text_encoder import build_text_encoder
 
 
@@ -32,6 +32,7 @@ class ModelSpec:
     objective: str = "cross_entropy"  # the default loss (mer_jax/training/objectives.py)
     level: str = "utterance"  # utterance | dialogue: what one example (one row of a batch) is
     sections: dict = dataclasses.field(default_factory=dict)  # config sections only this model uses
+    check_sections: Callable = lambda config: None  # (config) -> None, refusing bad values in those sections
 
 
 def _build_dynamic_fusion(config, sizes: dict, rngs: nnx.Rngs):
@@ -43,13 +44,16 @@ def _build_dynamic_fusion(config, sizes: dict, rngs: nnx.Rngs):
                                 text_encoder=encoder, text_hidden=hidden, rngs=rngs)
 
 
-def _build_lpgnet(config, sizes: dict, rngs: nnx.Rngs):
-    return lpgnet.build(config.model, num_classes=sizes["num_classes"], text_dim=sizes.get("text_dim", 0),
-                        audio_dim=sizes.get("audio_dim", 0), rngs=rngs)
+def _on_utterance_vectors(module):
+    """A builder for models that read LPGNet's utterance vectors (dialogue batches)."""
+    def build(config, sizes: dict, rngs: nnx.Rngs):
+        return module.build(config.model, num_classes=sizes["num_classes"], text_dim=sizes.get("text_dim", 0),
+                            audio_dim=sizes.get("audio_dim", 0), rngs=rngs)
+    return build
 
 
-def _lpgnet_reads(config) -> set[str]:
-    """The corpus modalities LPGNet's utterance features come from (imported vectors read no audio)."""
+def _vector_sources(config) -> set[str]:
+    """The corpus modalities that utterance vectors come from (imported emotion2vec vectors read no audio)."""
     used = set(config.model.modalities.split("+"))
     if config.utterance_features.audio == "emotion2vec":
         used.discard("audio")
@@ -74,11 +78,28 @@ UTTERANCE_FEATURES = dict(
     extractor_dropout=0.1,
 )
 
+TEXT_FEATURES = ("finetuned_cls", "finetuned_mean", "frozen_cls", "frozen_mean")
+AUDIO_FEATURES = ("bilstm", "mfcc_stats", "emotion2vec")
+
+
+def check_utterance_features(section) -> None:
+    """Refuse utterance-feature names that no extractor knows, naming the field."""
+    for field, allowed in (("text", TEXT_FEATURES), ("audio", AUDIO_FEATURES)):
+        if section[field] not in allowed:
+            raise ValueError(f"utterance_features.{field} = {section[field]!r}: must be one of {list(allowed)}")
+
+
 MODELS = {
     "dynamic_fusion": ModelSpec(dynamic_fusion.DEFAULTS, dynamic_fusion.check,
                                 lambda config: set(config.model.modalities.split("+")), _build_dynamic_fusion),
-    "lpgnet": ModelSpec(lpgnet.DEFAULTS, lpgnet.check, _lpgnet_reads, _build_lpgnet, objective="self_distillation",
-                        level="dialogue", sections={"utterance_features": UTTERANCE_FEATURES}),
+    "lpgnet": ModelSpec(lpgnet.DEFAULTS, lpgnet.check, _vector_sources, _on_utterance_vectors(lpgnet),
+                        objective="self_distillation", level="dialogue",
+                        sections={"utterance_features": UTTERANCE_FEATURES},
+                        check_sections=lambda config: check_utterance_features(config.utterance_features)),
+    # LPGNet's Table 2 linear baseline: the same utterance vectors, one utterance at a time
+    "linear": ModelSpec(linear.DEFAULTS, linear.check, _vector_sources, _on_utterance_vectors(linear),
+                        level="dialogue", sections={"utterance_features": UTTERANCE_FEATURES},
+                        check_sections=lambda config: check_utterance_features(config.utterance_features)),
 }
 
 

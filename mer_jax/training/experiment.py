@@ -38,7 +38,8 @@ def load_experiment_data(config) -> ExperimentData:
         audio = normalize_per_speaker(audio, [u.speaker for u in utterances])
     splits = make_splits(utterances, config.split.protocol, seed=config.split.seed, test_fraction=config.split.test_fraction,
                          validation_fraction=config.split.validation_fraction,
-                         test_sessions=tuple(config.split.test_sessions))
+                         test_sessions=tuple(config.split.test_sessions),
+                         unit=get_model_spec(config.model.name).level)  # dialogue models keep dialogues whole
     return ExperimentData(utterances, report, get_label_set(config.data.label_set), audio, splits)
 
 

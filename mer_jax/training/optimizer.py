@@ -1,5 +1,6 @@
 """Layer-wise AdamW (the dynamic-fusion paper, Section 4.2): one learning rate for the pretrained
-encoder(s), another for everything else, global-norm gradient clipping, warmup then cosine decay.
+encoder(s), another for everything else, global-norm gradient clipping (``clip_norm`` 0: none), warmup
+then cosine decay (or a constant rate).
 
 Which parameters form the "encoder" group is the model's to say (its ``encoder_modules``). Weight
 decay applies to matrices only (kernels, embeddings), not to biases and normalisation scales, as most
@@ -48,7 +49,5 @@ def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTran
         return optax.adamw(rate, weight_decay=train_config.weight_decay, mask=decays)
 
     encoder = optax.set_to_zero() if train_config.freeze_encoder else adam(train_config.encoder_lr)
-    return optax.chain(
-        optax.clip_by_global_norm(train_config.clip_norm),
-        optax.multi_transform({"encoder": encoder, "rest": adam(train_config.lr)}, groups),
-    )
+    clip = optax.clip_by_global_norm(train_config.clip_norm) if train_config.clip_norm > 0 else optax.identity()
+    return optax.chain(clip, optax.multi_transform({"encoder": encoder, "rest": adam(train_config.lr)}, groups))

@@ -20,8 +20,8 @@ from mer_jax.config import ConfigError, load_run_config
 # Fields a resumed run may change: they change no parameter and no metric.
 HARMLESS = {"train.log_every_steps", "train.checkpoint_every_epochs", "data.cache_dir"}
 # What a run writes into its folder (and a restart removes).
-OUTPUTS = ("checkpoints", "tensorboard", "tokenizer", "metrics.json", "report.txt", "fold_metrics.json",
-           "test_predictions.csv", "config.json")
+OUTPUTS = ("checkpoints", "tensorboard", "tokenizer", "extractors", "metrics.json", "report.txt",
+           "fold_metrics.json", "test_predictions.csv", "test_predictions_seed*.csv", "model_sizes.json", "config.json")
 
 
 def is_writer() -> bool:
@@ -63,7 +63,7 @@ def prepare_workdir(config, workdir, *, restart: bool = False) -> pathlib.Path:
     if is_writer():
         if restart:
             for name in OUTPUTS:
-                for path in [workdir / name, *workdir.glob(f"fold*/{name}")]:
+                for path in [*workdir.glob(name), *workdir.glob(f"fold*/{name}")]:
                     if path.exists():
                         print(f"restart: removing {path}")
                         shutil.rmtree(path) if path.is_dir() else path.unlink()

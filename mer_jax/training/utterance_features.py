@@ -1,0 +1,293 @@
+"""LPGNet's utterance-level vectors (papers/lpgnet.md, Section 4.2), one fold at a time.
+
+LPGNet reads each dialogue as a sequence of utterance vectors: text (the paper: the [CLS] state of
+BERT-base fine-tuned on the emotion task) and audio (the paper: emotion2vec's 768-dim utterance
+embeddings). ``config.utterance_features`` picks how each is made:
+
+text
+  ``finetuned_cls`` / ``finetuned_mean``: train the utterance-level dynamic-fusion model, text only,
+  with ``text.encoder`` (the paper's fine-tuned BERT), then read its encoder's first-token state /
+  mean of real-token states. ``frozen_cls`` / ``frozen_mean``: the pretrained ``text.encoder`` as it
+  is (no training), same pooling.
+audio
+  ``bilstm``: train the dynamic-fusion model, audio only (MFCC -> BiLSTM), and read its mean BiLSTM
+  state. ``mfcc_stats``: each utterance's MFCC mean and standard deviation over its frames (the
+  first ``features.max_frames``; 2 x n_mfcc, no training). ``emotion2vec``: the paper's vectors,
+  imported from ``audio_dir/<utterance id>.npy`` as emotion2vec's own extraction writes them.
+
+No labels leak: a trained extractor (``finetuned_*``, ``bilstm``) trains on the fold's training part
+and selects its epoch on the fold's validation part, exactly as an utterance-level run of that
+fold would (`mer_jax.training.loop.train_fold`, in ``<fold workdir>/extractors/<modality>``, which a
+rerun resumes); the test part's labels reach it only to be scored once, as in every run. Frozen,
+MFCC and imported vectors use no labels at all. Every utterance (test included) then gets its
+vector from the same extractor.
+
+The choices the paper leaves open: the extractor is the dynamic-fusion model (``train.*`` defaults:
+AdamW, warm-up cosine, clipping 1.0, selection by ``ua``) with ``model.d_model``, ``model.dropout``,
+epochs, batch size and learning rates from the ``extractor_*`` fields, one seed (``config.seed``);
+its MFCC, token and text-encoder settings are the run's ``features`` and ``text`` sections.
+
+Computed vectors (frozen and trained) are cached under ``data.cache_dir`` as
+``utterances-<feature>-<key>.npz``, the key a hash of everything they depend on: the feature, the
+encoder and its settings (or the whole extractor config), the corpus' utterance ids with their
+transcripts (text) or audio files' path, size and modification time (audio), and, for trained
+extractors, the fold's training and validation ids with their labels. MFCC statistics and imported
+emotion2vec vectors are cheap to rebuild and are not cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import uuid
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from mer_jax.config import ConfigError
+from mer_jax.data.examples import numpy_batches
+from mer_jax.data.features import tokenize
+from mer_jax.data.splits import Split
+from mer_jax.data.tokenizer import SMALL_TRANSFORMER, WORDS, get_tokenizer, tokenizer_name
+from mer_jax.layers.pooling import masked_mean
+from mer_jax.training.experiment import ExperimentData, examples_of
+from mer_jax.training.workdir import HARMLESS, is_writer, prepare_workdir
+
+EMOTION2VEC_DIM = 768
+FROZEN_BATCH_SIZE = 64
+
+
+def utterance_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> dict[str, np.ndarray]:
+    """{"text": (n, Dt), "audio": (n, Da)} float32 for the modalities of ``config.model.modalities``, row i
+    the vector of ``data.utterances[i]``; trained extractors learn from `split`'s training part only."""
+    workdir = pathlib.Path(workdir)
+    modalities = config.model.modalities.split("+")
+    vectors = {}
+    if "text" in modalities:
+        vectors["text"] = text_vectors(config, data, split, workdir)
+    if "audio" in modalities:
+        vectors["audio"] = audio_vectors(config, data, split, workdir)
+    return vectors
+
+
+def text_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> np.ndarray:
+    """(n, hidden) text vectors of every utterance, as ``utterance_features.text`` says."""
+    feature = config.utterance_features.text
+    pooling = feature.split("_")[1]  # cls | mean
+    corpus = [(u.utterance_id, u.transcript) for u in data.utterances]
+    if feature.startswith("frozen"):
+        if config.text.encoder == SMALL_TRANSFORMER or tokenizer_name(config.text) == WORDS:
+            raise ConfigError(f"utterance_features.text = {feature!r} reads a pretrained text.encoder (a Hugging Face "
+                              "BERT or DeBERTa folder or id, with its own tokenizer); the small 'transformer' has random "
+                              "weights. Name one, or use finetuned_cls / finetuned_mean")
+        key = {"feature": feature, "encoder": config.text.encoder, "encoder_files": _folder_stats(config.text.encoder),
+               "tokenizer": tokenizer_name(config.text), "dtype": config.text.dtype,
+               "max_tokens": config.features.max_tokens, "pooling": pooling, "utterances": corpus}
+        return _cached(config, feature, key, lambda: frozen_text_vectors(config, data, pooling))
+    return _trained_vectors(config, data, split, workdir, "text", f"text_{pooling}", feature, corpus)
+
+
+def audio_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> np.ndarray:
+    """(n, dim) audio vectors of every utterance, as ``utterance_features.audio`` says."""
+    section = config.utterance_features
+    if section.audio == "emotion2vec":
+        return read_emotion2vec(section.audio_dir, [u.utterance_id for u in data.utterances])
+    if data.audio is None:
+        raise ConfigError(f"utterance_features.audio = {section.audio!r} needs the corpus' MFCCs, but the "
+                          "experiment data holds none (load it with load_experiment_data for this config)")
+    if section.audio == "mfcc_stats":
+        return mfcc_stats(data.audio)
+    corpus = [(u.utterance_id, *_file_stat(u.audio_path)) for u in data.utterances]
+    return _trained_vectors(config, data, split, workdir, "audio", "audio_mean", section.audio, corpus)
+
+
+# --- features without training ---
+
+
+def mfcc_stats(audio) -> np.ndarray:
+    """(n, 2 * n_mfcc): every utterance's MFCC mean, then standard deviation, over its frames."""
+    out = np.zeros((len(audio.lengths), 2 * audio.frames.shape[1]), np.float32)
+    for i, (start, length) in enumerate(zip(audio.offsets, audio.lengths)):
+        if length:
+            frames = audio.frames[start: start + length].astype(np.float64)
+            out[i] = np.concatenate([frames.mean(0), frames.std(0)])
+    return out
+
+
+def read_emotion2vec(folder, utterance_ids: list[str]) -> np.ndarray:
+    """(n, 768) emotion2vec utterance vectors from ``folder/<utterance id>.npy`` (shape (768,) or (1, 768))."""
+    if not folder:
+        raise ConfigError("utterance_features.audio = 'emotion2vec' reads utterance_features.audio_dir, which is "
+                          "empty; point it at the folder of emotion2vec's <utterance id>.npy vectors")
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"utterance_features.audio_dir {folder} is not a folder (emotion2vec vectors, "
+                                "one <utterance id>.npy each)")
+    out = np.zeros((len(utterance_ids), EMOTION2VEC_DIM), np.float32)
+    missing, bad = [], []
+    for i, uid in enumerate(utterance_ids):
+        path = folder / f"{uid}.npy"
+        if not path.is_file():
+            missing.append(uid)
+            continue
+        try:
+            vector = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            bad.append(f"{path.name} (unreadable: {e})")
+            continue
+        if vector.shape not in ((EMOTION2VEC_DIM,), (1, EMOTION2VEC_DIM)):
+            bad.append(f"{path.name} (shape {vector.shape})")
+        elif not np.issubdtype(vector.dtype, np.number) or not np.isfinite(vector).all():
+            bad.append(f"{path.name} (non-finite or non-numeric values)")
+        else:
+            out[i] = vector.reshape(EMOTION2VEC_DIM)
+    if missing or bad:
+        lines = []
+        if missing:
+            lines.append(f"{len(missing)} utterance(s) have no vector, e.g. {', '.join(missing[:10])}")
+        if bad:
+            lines.append(f"{len(bad)} file(s) are not one {EMOTION2VEC_DIM}-dim vector (shape ({EMOTION2VEC_DIM},) "
+                         f"or (1, {EMOTION2VEC_DIM})): {'; '.join(bad[:10])}")
+        raise ValueError(f"emotion2vec vectors in {folder} (utterance_features.audio_dir): " + "; ".join(lines))
+    return out
+
+
+def frozen_text_vectors(config, data: ExperimentData, pooling: str, batch_size: int = FROZEN_BATCH_SIZE) -> np.ndarray:
+    """(n, hidden) first-token (``cls``) or mean real-token (``mean``) final states of the pretrained
+    ``text.encoder``, in eval mode, over every transcript (``features.max_tokens`` tokens)."""
+    from mer_jax.encoders import from_pretrained  # noqa: PLC0415
+
+    encoder, _ = from_pretrained(config.text.encoder, dtype=jnp.dtype(config.text.dtype))
+    tokenizer = get_tokenizer(tokenizer_name(config.text), [])
+    ids, mask = tokenize([u.transcript for u in data.utterances], tokenizer, config.features.max_tokens)
+    graph, state = nnx.split(encoder)
+
+    @jax.jit
+    def forward(state, ids, mask):
+        hidden = nnx.merge(graph, state)(ids, mask).last_hidden_state.astype(jnp.float32)
+        return hidden[:, 0] if pooling == "cls" else masked_mean(hidden, mask.astype(bool))
+
+    n = len(ids)
+    rows = np.concatenate([np.arange(n), np.zeros(-n % batch_size, np.int64)])  # the last batch padded with row 0
+    out = [np.asarray(forward(state, ids[b], mask[b])) for b in rows.reshape(-1, batch_size)]
+    return np.concatenate(out)[:n].astype(np.float32)
+
+
+# --- trained extractors ---
+
+
+def extractor_config(config, modality: str):
+    """The utterance-level run that trains the `modality` extractor: the dynamic-fusion model on that
+    modality alone, with the run's seed, data, features, split and text sections and the
+    ``utterance_features.extractor_*`` settings."""
+    from mer_jax.config import base_config  # noqa: PLC0415
+
+    section = config.utterance_features
+    c = base_config("dynamic_fusion")
+    c.seed = config.seed
+    for name in ("data", "features", "split", "text"):
+        c[name] = config[name].to_dict()
+    c.model.modalities = modality
+    c.model.d_model = section.extractor_d_model
+    c.model.dropout = section.extractor_dropout
+    c.train.epochs = section.extractor_epochs
+    c.train.batch_size = section.extractor_batch_size
+    c.train.lr = section.extractor_lr
+    c.train.encoder_lr = section.extractor_encoder_lr
+    c.train.seeds = 1
+    return c
+
+
+def _trained_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path, modality: str, output: str,
+                     feature: str, corpus: list) -> np.ndarray:
+    extractor = extractor_config(config, modality)
+    labelled = lambda part: [(data.utterances[i].utterance_id, data.utterances[i].label) for i in part]  # noqa: E731
+    settings = {f"{s}.{k}": v for s, fields in json.loads(extractor.to_json()).items() if isinstance(fields, dict)
+                for k, v in fields.items() if f"{s}.{k}" not in HARMLESS}  # fields that change no number
+    key = {"feature": feature, "output": output, "extractor": settings, "seed": extractor.seed,
+           "encoder_files": _folder_stats(extractor.text.encoder) if modality == "text" else [],
+           "utterances": corpus, "train": labelled(split.train), "validation": labelled(split.validation)}
+    return _cached(config, feature, key,
+                   lambda: train_and_extract(extractor, data, split, workdir / "extractors" / modality, output))
+
+
+def train_and_extract(extractor, data: ExperimentData, split: Split, workdir: pathlib.Path, output: str) -> np.ndarray:
+    """Train (or resume, or find finished) the extractor run in `workdir` on `split`, then its best
+    model's `output` for every utterance of `data`."""
+    from mer_jax.config import validate  # noqa: PLC0415
+    from mer_jax.training.loop import load_best, train_fold  # noqa: PLC0415 (the loop imports this module)
+
+    try:
+        validate(extractor)
+    except ConfigError as e:
+        raise ConfigError(f"the utterance feature extractor ({extractor.model.modalities} only, from "
+                          f"utterance_features.extractor_*): {e}") from None
+    print(f"utterance features: the {extractor.model.modalities} extractor trains (or resumes) in {workdir}")
+    try:  # a folder that holds an extractor of another config is refused
+        prepare_workdir(extractor, workdir)
+    except ConfigError as e:
+        raise ConfigError(f"utterance feature extractor: {e}; or delete {workdir} to train it anew") from None
+    train_fold(extractor, data, split, workdir)
+    model = load_best(extractor, workdir)
+    tokenizer = None
+    if extractor.model.modalities == "text":
+        from transformers import AutoTokenizer  # noqa: PLC0415
+
+        tokenizer = AutoTokenizer.from_pretrained(str(workdir / "tokenizer"))
+    examples = examples_of(extractor, data, np.arange(len(data.utterances)), tokenizer)
+    return model_outputs(model, examples, output, extractor.train.batch_size)
+
+
+def model_outputs(model: nnx.Module, examples, output: str, batch_size: int) -> np.ndarray:
+    """(len(examples), ...) the model's output named `output` for every example, in example order."""
+    graph, state = nnx.split(model)
+
+    @jax.jit
+    def forward(state, batch):
+        return nnx.merge(graph, state)(batch)[output].astype(jnp.float32)
+
+    out = None
+    for batch in numpy_batches(examples, batch_size):
+        rows = batch.pop("index")
+        values = np.asarray(forward(state, batch))
+        if out is None:
+            out = np.zeros((len(examples), *values.shape[1:]), np.float32)
+        out[rows[rows >= 0]] = values[rows >= 0]
+    return out
+
+
+# --- the cache ---
+
+
+def _cached(config, feature: str, key: dict, compute) -> np.ndarray:
+    """`compute()`'s vectors, from ``data.cache_dir`` when an entry with the same key is there."""
+    if not config.data.cache_dir:
+        return np.asarray(compute(), np.float32)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    path = pathlib.Path(config.data.cache_dir) / f"utterances-{feature}-{digest}.npz"
+    if path.exists():
+        with np.load(path) as cached:
+            return cached["vectors"]
+    vectors = np.asarray(compute(), np.float32)
+    if is_writer():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A name of its own per writer; the rename is atomic, so no reader ever sees half a file.
+        tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp.npz")
+        np.savez(tmp, vectors=vectors)
+        os.replace(tmp, path)
+    return vectors
+
+
+def _file_stat(path) -> tuple:
+    stat = os.stat(path)
+    return str(path), stat.st_size, stat.st_mtime_ns
+
+
+def _folder_stats(name_or_path: str) -> list:
+    """Path, size and modification time of a local checkpoint folder's files (a hub id: none)."""
+    folder = pathlib.Path(name_or_path)
+    return [_file_stat(p) for p in sorted(folder.iterdir()) if p.is_file()] if folder.is_dir() else []

