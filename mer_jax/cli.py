@@ -4,6 +4,7 @@
     mer-jax prepare   --config=configs/x.py [--config.field=value ...]
     mer-jax train     --config=configs/x.py --workdir=runs/x [--config.field=value ...] [--restart]
                       [--distributed [--coordinator=HOST:PORT --num_processes=N --process_id=I]]
+    mer-jax table     --table=lpgnet_table3 --workdir=runs/x [--config.field=value ...]   a paper table
     mer-jax evaluate  --workdir=runs/x    test again from the best checkpoint(s)
     mer-jax predict   --workdir=runs/x --audio=a.wav --text="..."
 
@@ -25,7 +26,7 @@ os.environ.setdefault("USE_TF", "0")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-COMMANDS = ("demo", "prepare", "train", "evaluate", "predict")
+COMMANDS = ("demo", "prepare", "train", "table", "evaluate", "predict")
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.json, report.txt, TensorBoard.")
 flags.DEFINE_string("data", "data/demo_iemocap", "demo: where the synthetic corpus is written.")
@@ -35,6 +36,7 @@ flags.DEFINE_bool("distributed", False, "Several processes: call jax.distributed
 flags.DEFINE_string("coordinator", None, "--distributed: the coordinator's HOST:PORT (process 0 listens there).")
 flags.DEFINE_integer("num_processes", None, "--distributed: how many processes train together.")
 flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 .. num_processes - 1.")
+flags.DEFINE_string("table", None, "table: a paper table (mer_jax/configs/tables/), e.g. lpgnet_table3.")
 flags.DEFINE_string("audio", None, "predict: audio file.")
 flags.DEFINE_string("text", None, "predict: transcript.")
 FLAGS = flags.FLAGS
@@ -50,15 +52,22 @@ def main(argv: list[str]) -> None:
     try:
         if FLAGS.config is not None:
             validate(FLAGS.config)
-        {"demo": demo, "prepare": prepare, "train": train, "evaluate": evaluate, "predict": predict}[argv[1]]()
+        {"demo": demo, "prepare": prepare, "train": train, "table": table, "evaluate": evaluate,
+         "predict": predict}[argv[1]]()
     except (ConfigError, CorpusError, FileNotFoundError) as e:  # the user's input, not a bug: no traceback
         sys.exit(f"mer-jax {argv[1]}: {e}")
+
+
+TABLE_OVERRIDES: list[str] = []  # table: the --config.field=value overrides, passed on to every row
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing, with unknown config fields and badly typed values reported in one line."""
     from mer_jax.configs import resolve  # noqa: PLC0415
 
+    if len(argv) > 1 and argv[1] == "table":  # no --config here: each row's run checks the overrides
+        TABLE_OVERRIDES.extend(a for a in argv if a.startswith("--config."))
+        argv = [a for a in argv if not a.startswith("--config.")]
     argv = [f"--config={resolve(a.split('=', 1)[1])}" if a.startswith("--config=") else a for a in argv]
     try:
         return FLAGS(argv)
@@ -121,6 +130,50 @@ def train() -> None:
     train_and_evaluate(_config(), _workdir(), restart=FLAGS.restart)
 
 
+def table() -> None:
+    """Train every row of a paper table (resumable runs under --workdir), then write its markdown table.
+
+    Each ``--config.field=value`` override goes to every row whose config has that field."""
+    import runpy  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    from mer_jax.configs import resolve  # noqa: PLC0415
+    from mer_jax.evaluation.tables import load_table, markdown  # noqa: PLC0415
+
+    if FLAGS.table is None:
+        raise app.UsageError("table needs --table=<name> (mer_jax/configs/tables/)")
+    spec, workdir = load_table(FLAGS.table), _workdir()
+    configs = {name: resolve(config or spec.CONFIG) for name, _, config, _, _ in spec.ROWS}
+    applies = {name: [o for o in TABLE_OVERRIDES if _has_field(runpy.run_path(path)["get_config"](), o)]
+               for name, path in configs.items()}
+    unused = [o for o in TABLE_OVERRIDES if not any(o in a for a in applies.values())]
+    if unused:
+        raise app.UsageError(f"table: no row's config has the field of {unused}")
+    row_dirs = {}
+    for name, label, _, overrides, _ in spec.ROWS:
+        row_dirs[name] = workdir / name
+        row = [f"--config.{k}={v!r}" if isinstance(v, tuple) else f"--config.{k}={v}" for k, v in overrides.items()]
+        print(f"=== {label}: {workdir / name}", flush=True)
+        done = subprocess.run([sys.executable, "-m", "mer_jax.cli", "train", f"--config={configs[name]}",
+                               f"--workdir={workdir / name}", *applies[name], *row])
+        if done.returncode:
+            sys.exit(f"mer-jax table: row {label!r} failed (exit {done.returncode}); rerun to resume")
+    text = markdown(spec, row_dirs)
+    (workdir / "table.md").write_text(text + "\n")
+    print("\n" + text)
+
+
+def _has_field(config, override: str) -> bool:
+    """Whether `config` has the field an override ``--config.a.b=value`` sets (table overrides apply to
+    the rows whose config has it, e.g. LPGNet's model.hidden but not the linear baseline's)."""
+    node = config
+    for part in override.removeprefix("--config.").split("=", 1)[0].split("."):
+        if not hasattr(node, "keys") or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
 def evaluate() -> None:
     """Score a finished run's best checkpoint(s) on the test part of its protocol again."""
     from mer_jax.config import load_run_config  # noqa: PLC0415
@@ -170,3 +223,7 @@ def demo() -> None:
 def run() -> None:
     """Console entry point."""
     app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

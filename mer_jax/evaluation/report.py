@@ -25,10 +25,13 @@ def summarize_seeds(per_seed: list[dict]) -> dict:
 
 
 def summarize_folds(folds: list[dict]) -> dict:
-    """The folds' test metrics, and their mean and standard deviation over folds."""
+    """The run's test metrics: one fold's own (with its spread over seeds, if several), or the mean and
+    standard deviation over folds of the headline metrics."""
+    if len(folds) == 1:
+        test = folds[0]["test"]
+        return {"test": {k: v for k, v in test.items() if k not in ("confusion_matrix", "classes", "n")}, "folds": folds}
     summary = {name: float(np.mean([f["test"][name] for f in folds])) for name in HEADLINE}
-    if len(folds) > 1:
-        summary.update({f"{name}_std": float(np.std([f["test"][name] for f in folds])) for name in HEADLINE})
+    summary.update({f"{name}_std": float(np.std([f["test"][name] for f in folds])) for name in HEADLINE})
     return {"test": summary, "folds": folds}
 
 
