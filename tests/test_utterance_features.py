@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mer_jax.config import ConfigError, base_config, validate
+from mer_jax.data.examples import Ragged
 from mer_jax.data.splits import make_splits
 from mer_jax.training import loop
 from mer_jax.training import utterance_features as uf
@@ -54,7 +55,7 @@ def test_mfcc_stats_are_the_frames_mean_and_std(demo, demo_root, tmp_path):
     vectors = uf.utterance_vectors(config, data, split, tmp_path)
     assert set(vectors) == {"audio"} and vectors["audio"].shape == (len(data.utterances), 80)
     for i in (0, 17, len(data.utterances) - 1):
-        start, n = data.audio.offsets[i], data.audio.lengths[i]
+        start, n = Ragged(data.audio.frames, data.audio.lengths).offsets[i], data.audio.lengths[i]
         frames = data.audio.frames[start: start + n]
         np.testing.assert_allclose(vectors["audio"][i, :40], np.mean(frames, axis=0), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(vectors["audio"][i, 40:], np.std(frames, axis=0), rtol=1e-5, atol=1e-5)

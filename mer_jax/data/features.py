@@ -52,22 +52,11 @@ def mfcc(wave: np.ndarray, params: MfccParams) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class AudioFeatures:
-    """Ragged MFCC frames of many utterances: frames[offsets[i]:offsets[i] + lengths[i]]."""
+    """MFCC frames of many utterances end to end, utterance i's after those of 0..i-1 (as a
+    `mer_jax.data.examples.Ragged`: ``Ragged(frames, lengths)``)."""
 
     frames: np.ndarray  # (total frames, n_mfcc)
     lengths: np.ndarray  # (n,)
-
-    @property
-    def offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-
-    def padded(self, indices: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """(len(indices), max_frames, n_mfcc) zero-padded frames and their lengths."""
-        out = np.zeros((len(indices), max_frames, self.frames.shape[1]), np.float32)
-        offsets, lengths = self.offsets, np.minimum(self.lengths, max_frames)
-        for row, i in enumerate(indices):
-            out[row, : lengths[i]] = self.frames[offsets[i]: offsets[i] + lengths[i]]
-        return out, lengths[indices].astype(np.int32)
 
 
 def normalize_per_speaker(features: AudioFeatures, speakers: list[str]) -> AudioFeatures:

@@ -49,7 +49,7 @@ import numpy as np
 from flax import nnx
 
 from mer_jax.config import ConfigError
-from mer_jax.data.examples import numpy_batches
+from mer_jax.data.examples import Ragged, numpy_batches
 from mer_jax.data.features import tokenize
 from mer_jax.data.splits import Split
 from mer_jax.data.tokenizer import SMALL_TRANSFORMER, WORDS, get_tokenizer, tokenizer_name
@@ -111,7 +111,7 @@ def audio_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.P
 def mfcc_stats(audio) -> np.ndarray:
     """(n, 2 * n_mfcc): every utterance's MFCC mean, then standard deviation, over its frames."""
     out = np.zeros((len(audio.lengths), 2 * audio.frames.shape[1]), np.float32)
-    for i, (start, length) in enumerate(zip(audio.offsets, audio.lengths)):
+    for i, (start, length) in enumerate(zip(Ragged(audio.frames, audio.lengths).offsets, audio.lengths)):
         if length:
             frames = audio.frames[start: start + length].astype(np.float64)
             out[i] = np.concatenate([frames.mean(0), frames.std(0)])
