@@ -182,8 +182,8 @@ def frozen_text_vectors(config, data: ExperimentData, pooling: str, batch_size: 
 
 def extractor_config(config, modality: str):
     """The utterance-level run that trains the `modality` extractor: the dynamic-fusion model on that
-    modality alone, with the run's seed, data, features, split and text sections and the
-    ``utterance_features.extractor_*`` settings."""
+    modality alone, with the run's seed, data, features, split and text sections, its validation
+    metric, and the ``utterance_features.extractor_*`` settings."""
     from mer_jax.config import base_config  # noqa: PLC0415
 
     section = config.utterance_features
@@ -198,6 +198,7 @@ def extractor_config(config, modality: str):
     c.train.batch_size = section.extractor_batch_size
     c.train.lr = section.extractor_lr
     c.train.encoder_lr = section.extractor_encoder_lr
+    c.train.select_metric = config.train.select_metric
     c.train.seeds = 1
     return c
 
