@@ -14,17 +14,17 @@ import pathlib
 import jax
 import numpy as np
 
-from mer_jax.config import load_run_config
+from mer_jax.config import ConfigError, load_run_config
 from mer_jax.data.audio import load_audio
 from mer_jax.data.examples import Examples, numpy_batches, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
 from mer_jax.data.labels import get_label_set
 from mer_jax.data.records import Utterance
 from mer_jax.evaluation.metrics import classification_metrics
-from mer_jax.evaluation.report import summarize_folds
+from mer_jax.evaluation.report import summarize_folds, summarize_seeds
 from mer_jax.models.registry import get_model_spec
-from mer_jax.training.experiment import examples_of, load_experiment_data
-from mer_jax.training.loop import load_best
+from mer_jax.training.experiment import load_experiment_data
+from mer_jax.training.loop import load_best, load_best_seeds, prepare_fold_data, run_seeds
 from mer_jax.training.steps import SplitModel, make_eval_step
 from mer_jax.training.workdir import fold_dir
 
@@ -51,6 +51,9 @@ class Predictor:
         if config_path is None or not (run_dir / "checkpoints" / "best").exists():
             raise FileNotFoundError(f"{run_dir}: not a trained run (needs config.json and checkpoints/best)")
         config = load_run_config(config_path)
+        if get_model_spec(config.model.name).level != "utterance":
+            raise ConfigError(f"{run_dir}: {config.model.name} predicts every utterance of a dialogue from utterance "
+                              "vectors, not single files; score its corpus with mer-jax evaluate")
         reads_text = "text" in get_model_spec(config.model.name).modalities(config)
         tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer")) if (run_dir / "tokenizer").exists() else None
         split = SplitModel.of(load_best(config, run_dir, seed_index))
@@ -95,19 +98,30 @@ class Predictor:
 def evaluate_run(run_dir) -> dict:
     """Evaluate a finished run's best checkpoint(s) on the test part of its protocol, again.
 
-    Reads the corpus and rebuilds the splits exactly as the run's saved config did; every fold's
-    checkpoint is scored on its own test speakers. Returns metrics shaped like the run's metrics.json.
+    Reads the corpus and rebuilds the splits and examples exactly as the run's saved config did;
+    every fold's checkpoint (every seed's) is scored on its own test part. Returns metrics shaped
+    like the run's metrics.json.
     """
     run_dir = pathlib.Path(run_dir)
     config = load_run_config(run_dir / "config.json")
     data = load_experiment_data(config)
     folds = []
     for k, split in enumerate(data.splits):
-        predictor = Predictor.load(fold_dir(run_dir, k, len(data.splits)))
-        examples = examples_of(config, data, split.test, predictor.tokenizer)
-        predictions = predictor.predict_examples(examples).argmax(-1)
-        folds.append({"protocol": split.name, "sizes": {"test": len(examples.labels())},
-                      "test": classification_metrics(examples.labels(), predictions, predictor.label_set.classes)})
+        workdir = fold_dir(run_dir, k, len(data.splits))
+        examples = prepare_fold_data(config, data, split, workdir, write=False).examples["test"]
+        split_model, params, other = load_best_seeds(config, workdir)
+        step = make_eval_step(split_model, seeds=True)
+        outputs = np.concatenate([np.asarray(step(params, other, jax.device_put(batch)))
+                                  for batch in numpy_batches(examples, config.train.batch_size)], axis=1)
+        per_seed = [classification_metrics(examples.labels(), examples.real(o[: len(examples)]).argmax(-1),
+                                           data.label_set.classes) for o in outputs]
+        fold = {"protocol": split.name, "sizes": {"test": len(examples.labels())}}
+        if len(per_seed) == 1:
+            fold["test"] = per_seed[0]
+        else:
+            fold["test"] = summarize_seeds(per_seed)
+            fold["seeds"] = [{"seed": seed, "test": m} for seed, m in zip(run_seeds(config), per_seed)]
+        folds.append(fold)
     results = summarize_folds(folds)
     results["skipped_bad_input"], results["corpus"] = len(data.report.skipped), data.report.corpus
     return results

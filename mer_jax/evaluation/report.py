@@ -53,7 +53,8 @@ def format_report(results: dict, config) -> str:
         if "seeds" in fold:
             for s in fold["seeds"]:
                 st = s["test"]
-                lines.append(f"{name}seed {s['seed']} test (best epoch {s['best_epoch']}): WA {st['wa']:.4f}  "
+                best = f" (best epoch {s['best_epoch']})" if "best_epoch" in s else ""
+                lines.append(f"{name}seed {s['seed']} test{best}: WA {st['wa']:.4f}  "
                              f"UA {st['ua']:.4f}  weighted F1 {st['weighted_f1']:.4f}  "
                              f"binary acc {st['binary_accuracy']:.4f}  binary F1 {st['binary_f1']:.4f}")
             lines.append(f"{name}test ({fold['sizes']['test']} utt., mean ± std over {t['seeds']} seeds): "

@@ -67,13 +67,16 @@ class FoldData:
     sizes: dict  # what the data decides about the model: num_classes, vocab_size / text_dim / audio_dim
 
 
-def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> FoldData:
-    """The fold's examples and the model sizes they decide (saved with the fold, for inference).
+def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathlib.Path, *,
+                      write: bool = True) -> FoldData:
+    """The fold's examples and the model sizes they decide (with `write`, saved with the fold).
 
     Utterance-level models read MFCCs and tokens; a tokenizer (fitted on the training transcripts
-    where it is a word vocabulary) is saved with the fold, so inference tokenizes as training did.
-    Dialogue-level models read utterance vectors, computed from the fold's training part only.
+    where it is a word vocabulary) is saved with the fold, and a fold that has one uses it, so
+    resumed runs, re-evaluation and inference tokenize as training did. Dialogue-level models read
+    utterance vectors, computed from the fold's training part only.
     """
+    write = write and is_writer()
     spec = get_model_spec(config.model.name)
     sizes = {"num_classes": data.label_set.num_classes}
     if spec.level == "dialogue":
@@ -88,12 +91,14 @@ def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathl
     else:
         tokenizer = None
         if "text" in spec.modalities(config):
-            tokenizer = get_tokenizer(tokenizer_name(config.text), [data.utterances[i].transcript for i in split.train])
+            saved = workdir / "tokenizer"
+            tokenizer = get_tokenizer(str(saved) if saved.exists() else tokenizer_name(config.text),
+                                      [data.utterances[i].transcript for i in split.train])
             sizes["vocab_size"] = len(tokenizer)
-            if is_writer():
-                tokenizer.save_pretrained(str(workdir / "tokenizer"))
+            if write:
+                tokenizer.save_pretrained(str(saved))
         examples = {part: examples_of(config, data, getattr(split, part), tokenizer) for part in PARTS}
-    if is_writer():
+    if write:
         (workdir / SIZES).write_text(json.dumps(sizes))
     return FoldData(examples, data.label_set, sizes)
 
@@ -285,17 +290,22 @@ def train_fold(config, data: ExperimentData, split: Split, workdir: pathlib.Path
     return result
 
 
-def load_best(config, workdir, seed_index: int = 0) -> nnx.Module:
-    """A trained fold's best model (of its seed number `seed_index`), in evaluation mode."""
+def load_best_seeds(config, workdir) -> tuple[SplitModel, nnx.State, nnx.State]:
+    """A trained fold's best models of all its seeds: the split model and the stacked params and other state."""
     workdir = pathlib.Path(workdir)
     sizes = json.loads((workdir / SIZES).read_text())
-    models = [build_model(config, sizes, seed) for seed in run_seeds(config)]
-    splits = [SplitModel.of(m) for m in models]
+    splits = [SplitModel.of(build_model(config, sizes, seed)) for seed in run_seeds(config)]
     checkpoints = RunCheckpoints(workdir)
     best = checkpoints.restore_best({"params": stack([s.params for s in splits]),
                                      "other": stack([s.other for s in splits])})
     checkpoints.close()
-    return splits[0].merge(seed_slice(best["params"], seed_index), seed_slice(best["other"], seed_index))
+    return splits[0], best["params"], best["other"]
+
+
+def load_best(config, workdir, seed_index: int = 0) -> nnx.Module:
+    """A trained fold's best model (of its seed number `seed_index`), in evaluation mode."""
+    split, params, other = load_best_seeds(config, workdir)
+    return split.merge(seed_slice(params, seed_index), seed_slice(other, seed_index))
 
 
 def write_predictions(path, examples: Examples, probabilities: np.ndarray, classes) -> None:

@@ -1,0 +1,39 @@
+"""LPGNet from the command line on the demo corpus: train (two seeds), re-evaluate, per-utterance predictions."""
+
+import json
+import os
+import shutil
+import subprocess
+
+from mer_jax.data.iemocap import read_iemocap
+
+
+def _mer_jax(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    return subprocess.run([shutil.which("mer-jax"), *args], env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_lpgnet_trains_evaluates_and_writes_every_test_utterance(demo_root, tmp_path):
+    workdir = tmp_path / "run"
+    result = _mer_jax("train", "--config=configs/lpgnet_iemocap.py", f"--workdir={workdir}",
+                      f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
+                      "--config.text.encoder=transformer", "--config.text.hidden=16", "--config.text.layers=1",
+                      "--config.utterance_features.text=finetuned_mean", "--config.utterance_features.audio=bilstm",
+                      "--config.utterance_features.extractor_epochs=2", "--config.utterance_features.extractor_d_model=16",
+                      "--config.features.max_frames=40", "--config.model.hidden=16", "--config.train.epochs=3",
+                      "--config.train.seeds=2", "--config.train.batch_size=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    fold = metrics["folds"][0]
+    assert [s["seed"] for s in fold["seeds"]] == [0, 1] and "dialogues" in fold["protocol"]
+    utterances, _ = read_iemocap(demo_root, "iemocap4")
+    session5 = sorted(u.utterance_id for u in utterances if u.session == "Ses05")
+    for seed in (0, 1):  # one line per real test utterance: Session 5, none missing, none padded
+        lines = (workdir / f"test_predictions_seed{seed}.csv").read_text().splitlines()[1:]
+        assert sorted(line.split(",")[0] for line in lines) == session5
+    again = _mer_jax("evaluate", f"--workdir={workdir}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    for s in fold["seeds"]:  # the best checkpoints, scored again
+        assert f"seed {s['seed']} test: WA {s['test']['wa']:.4f}  UA {s['test']['ua']:.4f}" in again.stdout
+    single = _mer_jax("predict", f"--workdir={workdir}", "--text=hello")
+    assert single.returncode != 0 and "mer-jax evaluate" in single.stderr
