@@ -2,8 +2,8 @@
 
 ``<workdir>/checkpoints/latest/<epoch>``: parameters, other model state, optimiser state and the loop's
 bookkeeping, written every ``checkpoint_every_epochs`` epochs (the last two kept).
-``<workdir>/checkpoints/best/<epoch>``: parameters and model state of the epoch with the best
-validation score (only that one kept); evaluation, test and prediction load this.
+``<workdir>/checkpoints/best/<epoch>``: parameters and model state of each seed's epoch with the
+best validation score (only the newest kept); evaluation, test and prediction load this.
 Orbax writes each checkpoint to a temporary folder and renames it when complete, so a run killed
 mid-write still has every checkpoint it had finished.
 """
@@ -32,6 +32,8 @@ class RunCheckpoints:
         self.best = _manager(root / "best", max_to_keep=1)
 
     def save_latest(self, epoch: int, state: dict) -> None:
+        # The latest state names the best epochs; their checkpoint must be complete before it is.
+        self.best.wait_until_finished()
         self.latest.save(epoch, args=ocp.args.StandardSave(state))
 
     def save_best(self, epoch: int, model_state: dict) -> None:
