@@ -356,3 +356,20 @@ def test_build_from_a_config_section():
     outputs = run(model, random_batch(0, [6, 3, 1, 0, 4], 6))
     assert {k: v.shape for k, v in outputs.items()} == {k: (5, 6, CLASSES)
                                                          for k in ("logits", "text_logits", "audio_logits")}
+
+
+def test_ffn_once_per_dialogue_equals_the_ffn_of_the_broadcast_input():
+    """Eq. 7 on A_conv broadcast over U utterances, with per-utterance dropout masks, computed the long way."""
+    from mer_jax.layers.lpia import PositionFFN
+
+    ffn = PositionFFN(6, 24, 0.5, rngs=nnx.Rngs(params=0, dropout=1))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6)), jnp.float32)
+    for train in (True, False):
+        ffn.train() if train else ffn.eval()
+        nnx.reseed(ffn, dropout=7)
+        fast = ffn(x, 5)
+        nnx.reseed(ffn, dropout=7)
+        broadcast = jnp.broadcast_to(x[:, None], (3, 5, 6))
+        slow = ffn.down(ffn.dropout(jax.nn.gelu(ffn.up(ffn.norm(broadcast)), approximate=False)))
+        np.testing.assert_allclose(fast, slow, atol=1e-6)
+        assert train == bool((np.abs(np.asarray(fast[:, 0] - fast[:, 1])) > 1e-6).any())  # masks differ per utterance

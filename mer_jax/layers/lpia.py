@@ -82,7 +82,13 @@ class GlobalCompression(nnx.Module):
 
 
 class PositionFFN(nnx.Module):
-    """Eq. 7: FFN(x) = W2 Dropout(GELU(W1 LayerNorm(x))), GELU exact (erf), as torch's nn.GELU."""
+    """Eq. 7: FFN(x) = W2 Dropout(GELU(W1 LayerNorm(x))), GELU exact (erf), as torch's nn.GELU.
+
+    Its input, A_conv, is one vector per dialogue broadcast to every utterance, so everything before
+    the dropout is computed once per dialogue and broadcast: the same numbers and the same dropout
+    masks (drawn per utterance) as applying it to the broadcast (B, U, d) input, for a fraction of the
+    work; without dropout (evaluation) the whole FFN runs once per dialogue.
+    """
 
     def __init__(self, d: int, d_ff: int, dropout: float, *, rngs: nnx.Rngs):
         self.norm = nnx.LayerNorm(d, epsilon=1e-5, rngs=rngs)
@@ -90,8 +96,13 @@ class PositionFFN(nnx.Module):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.down = nnx.Linear(d_ff, d, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.down(self.dropout(jax.nn.gelu(self.up(self.norm(x)), approximate=False)))
+    def __call__(self, x: jax.Array, utterances: int) -> jax.Array:
+        """(B, d), one vector per dialogue -> (B, utterances, d)."""
+        hidden = jax.nn.gelu(self.up(self.norm(x)), approximate=False)  # (B, d_ff)
+        if self.dropout.deterministic or self.dropout.rate == 0.0:
+            return jnp.broadcast_to(self.down(hidden)[:, None], (x.shape[0], utterances, x.shape[-1]))
+        hidden = jnp.broadcast_to(hidden[:, None], (x.shape[0], utterances, hidden.shape[-1]))
+        return self.down(self.dropout(hidden))
 
 
 class ResidualEnhancement(nnx.Module):
@@ -104,9 +115,9 @@ class ResidualEnhancement(nnx.Module):
         self.ffn = PositionFFN(d, d_ff, dropout, rngs=rngs) if position_ffn else None
 
     def __call__(self, query: jax.Array, attended: jax.Array, utterance_mask: jax.Array) -> jax.Array:
-        compressed = jnp.broadcast_to(self.compression(attended, utterance_mask)[:, None, :], query.shape)
-        out = query + compressed
-        return out if self.ffn is None else out + self.ffn(compressed)
+        compressed = self.compression(attended, utterance_mask)  # (B, d): one per dialogue
+        out = query + compressed[:, None, :]
+        return out if self.ffn is None else out + self.ffn(compressed, query.shape[1])
 
 
 class InteractionPath(nnx.Module):
