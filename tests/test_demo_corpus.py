@@ -6,7 +6,7 @@ import filecmp
 import numpy as np
 import soundfile as sf
 
-from mer_jax.data.demo import _CORE, EMOTIONS, write_demo_corpus
+from mer_jax.data.demo import _BACKCHANNELS, _CORE, BACKCHANNEL_RATE, EMOTIONS, write_demo_corpus
 from mer_jax.data.iemocap import read_iemocap
 
 
@@ -20,20 +20,26 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
     assert "SYNTHETIC" in (a / "README.txt").read_text() and "NOT IEMOCAP" in (a / "README.txt").read_text()
 
 
-def test_text_carries_valence_and_voice_carries_arousal(demo_root):
+def test_text_carries_valence_except_in_backchannels_and_voice_carries_arousal(demo_root):
     utterances, _ = read_iemocap(demo_root, "iemocap6")
     stems = {v: [(s.split("{s}")[0].strip() or s.split("{s}")[1].strip()).lower() for s in pool]
              for v, pool in _CORE.items()}
     loudness = collections.defaultdict(list)
+    backchannels = 0
     for u in utterances:
         valence, _ = EMOTIONS[u.label]
         text = u.transcript.lower()
-        assert any(stem in text for stem in stems[valence]), (u.label, u.transcript)
+        if u.transcript in _BACKCHANNELS:
+            backchannels += 1
+            assert not any(stem in text for pool in stems.values() for stem in pool), u.transcript
+        else:
+            assert any(stem in text for stem in stems[valence]), (u.label, u.transcript)
         wave, rate = sf.read(u.audio_path)
         assert rate == 16000 and wave.ndim == 1
         loudness[EMOTIONS[u.label][1]].append(np.sqrt(np.mean(wave**2)))
     low, mid, high = (np.median(loudness[a]) for a in (-1, 0, 1))
     assert low < mid < high
+    assert abs(backchannels / len(utterances) - BACKCHANNEL_RATE) < 0.1
 
 
 def test_emotion_persists_across_neighbouring_turns(demo_root):
@@ -41,3 +47,14 @@ def test_emotion_persists_across_neighbouring_turns(demo_root):
     same = [a.label == b.label for a, b in zip(utterances, utterances[1:]) if a.dialogue_id == b.dialogue_id]
     chance = sum(n * n for n in collections.Counter(u.label for u in utterances).values()) / len(utterances) ** 2
     assert np.mean(same) > 2 * chance
+
+
+def test_every_dialogue_has_a_theme_emotion(tmp_path):
+    root = write_demo_corpus(tmp_path / "demo", seed=5)
+    utterances, _ = read_iemocap(root, "iemocap6")
+    dialogues = collections.defaultdict(list)
+    for u in utterances:
+        dialogues[u.dialogue_id].append(u.label)
+    share_of_commonest = np.mean([collections.Counter(labels).most_common(1)[0][1] / len(labels)
+                                  for labels in dialogues.values()])
+    assert len(dialogues) == 30 and share_of_commonest > 0.45

@@ -5,12 +5,15 @@ are template sentences. It is designed so that a model must fuse both modalities
 dialogue context helps:
 
 * the transcript carries valence only (positive / negative / neutral wording, drawn from the same
-  sentence pools whatever the arousal);
+  sentence pools whatever the arousal), except in a quarter of the turns, short backchannels
+  ("Yeah.", "I see.") that say nothing about valence: only the conversation around them does;
 * the voice carries arousal only: pitch level and range (relative to the speaker's own range),
   loudness and syllable rate, with random syllable counts so that duration says nothing about text;
 * every speaker has their own pitch range and timbre, so absolute pitch alone identifies nobody's
   arousal;
-* the emotion tends to persist across neighbouring turns of a dialogue (a sticky Markov chain).
+* the emotion tends to persist across neighbouring turns of a dialogue (a sticky Markov chain), and
+  every dialogue has a theme emotion it keeps coming back to, as IEMOCAP's scripts and
+  improvisations do.
 
 Labels follow IEMOCAP's codes, so both label sets exist: ang (negative, high arousal), fru
 (negative, medium), sad (negative, low), neu (neutral, medium), hap (positive, medium) and exc
@@ -63,12 +66,15 @@ _CORE = {
                 "{s} is in the other room", "let me write down {s}", "{s} takes two hours",
                 "I will ask about {s}"],
 }
+_BACKCHANNELS = ["Yeah.", "Okay.", "Right.", "I see.", "Mm, go on.", "Really?", "Is that so?", "Oh.",
+                 "Uh-huh, and then?", "Hm, tell me more."]
+BACKCHANNEL_RATE = 0.25
 _FILLERS = ["", "", "", "well ", "you know ", "okay so ", "listen "]
 _TAILS = ["", "", "", " today", " I think", " right now", " you know"]
 
 
-def write_demo_corpus(root, *, seed: int = 0, dialogues_per_session: int = 4,
-                      turns_per_dialogue: int = 36) -> pathlib.Path:
+def write_demo_corpus(root, *, seed: int = 0, dialogues_per_session: int = 6,
+                      turns_per_dialogue: int = 24) -> pathlib.Path:
     """Write the synthetic corpus under `root` (deterministic in `seed`) and return `root`."""
     root = pathlib.Path(root)
     rng = np.random.default_rng(seed)
@@ -118,19 +124,22 @@ def _write_dialogue(session_dir, name, voices, scripts, n_turns, rng) -> None:
     emo_lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
     transcript_lines = []
     counters = {"F": 0, "M": 0}
-    emotion = rng.choice(_EMOTION_NAMES, p=_EMOTION_WEIGHTS)
+    theme = emotion = rng.choice(_EMOTION_NAMES, p=_EMOTION_WEIGHTS)
     t = rng.uniform(1.0, 4.0)
     for turn in range(n_turns):
         sex = "FM"[turn % 2] if rng.random() < 0.85 else "MF"[turn % 2]
-        if rng.random() > 0.75:  # the mood of the conversation persists; it changes now and then
-            emotion = rng.choice(_EMOTION_NAMES, p=_EMOTION_WEIGHTS)
+        if rng.random() > 0.75:  # the mood persists; it changes now and then, often back to the theme
+            emotion = theme if rng.random() < 0.5 else rng.choice(_EMOTION_NAMES, p=_EMOTION_WEIGHTS)
         valence, arousal = EMOTIONS[emotion]
         wave = _speak(rng, voices[sex], arousal + rng.normal(0, 0.12))
         start, end = t, t + len(wave) / SAMPLE_RATE
         t = end + rng.uniform(0.2, 1.5)
         utt = f"{name}_{sex}{counters[sex]:03d}"
         counters[sex] += 1
-        text = rng.choice(scripts[valence]) if scripts else _sentence(rng, valence)
+        if rng.random() < BACKCHANNEL_RATE:
+            text = rng.choice(_BACKCHANNELS)
+        else:
+            text = rng.choice(scripts[valence]) if scripts else _sentence(rng, valence)
         transcript_lines.append(f"{utt} [{start:08.4f}-{end:08.4f}]: {text}")
         if rng.random() < 0.04:  # an unlabelled turn, as in the real transcriptions
             transcript_lines.append(f"{name}_{sex}XX{turn % 10} [{end:08.4f}-{end + 0.3:08.4f}]: Mm-hmm.")

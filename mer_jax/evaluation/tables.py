@@ -57,12 +57,18 @@ def markdown(table, row_dirs: dict[str, pathlib.Path]) -> str:
              f"- features: {features}",
              f"- seeds: {config.train.seeds} (mean ± std over seeds), {config.train.epochs} epochs", ""]
     headers = [h for _, h in table.COLUMNS]
-    lines.append("| row | " + " | ".join(f"{h} (ours) | {h} (paper)" for h in headers) + " |")
-    lines.append("|---|" + "---|---|" * len(headers))
+    paper_columns = any(x is not None for *_, paper in table.ROWS for x in paper)
+    if paper_columns:
+        lines.append("| row | " + " | ".join(f"{h} (ours) | {h} (paper)" for h in headers) + " |")
+    else:
+        lines.append("| row | " + " | ".join(headers) + " |")
+    lines.append("|---|" + "---|" * len(headers) * (1 + paper_columns))
     for name, label, _, _, paper in table.ROWS:
         summary = json.loads((row_dirs[name] / "metrics.json").read_text())["test"]
         cells = []
         for (path, _), reported in zip(table.COLUMNS, paper):
-            cells += [_ours(_value(summary, path)), "–" if reported is None else f"{reported:.2f}"]
+            cells.append(_ours(_value(summary, path)))
+            if paper_columns:
+                cells.append("–" if reported is None else f"{reported:.2f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
