@@ -46,10 +46,10 @@ class Path(nn.Module):
         self.ffn = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(4 * d, d)) if position_ffn else None
 
-    def forward(self, q, kv, mask):
+    def forward(self, q, kv, mask, kv_mask):
         b, u, d = q.shape
         if self.context:
-            pair = mask[:, :, None] & mask[:, None, :]
+            pair = mask[:, :, None] & kv_mask[:, None, :]
         else:
             pair = torch.diag_embed(mask)  # each real utterance sees only itself
         attended = masked_attention(q, kv, kv, pair)
@@ -89,8 +89,11 @@ class LPGNetReference(nn.Module):
             self.concat_linear = nn.Linear(2 * d, d)  # w/o dual-gated fusion
             self.classifier = nn.Linear(d, num_classes)  # Eq. 15
 
-    def forward(self, text, audio, utterance_mask):
-        mask = utterance_mask.bool()
+    def forward(self, text, audio, utterance_mask, audio_mask=None):
+        """Logits per utterance; with `audio_mask`, `utterance_mask` masks the text positions only and
+        each path's query modality has its own mask (LPGNet (Frame)'s token and frame sequences)."""
+        masks = {"t": utterance_mask.bool()}
+        masks["a"] = masks["t"] if audio_mask is None else audio_mask.bool()
         x_t = self.conv_t(text.transpose(1, 2)).transpose(1, 2)
         x_a = self.conv_a(audio.transpose(1, 2)).transpose(1, 2)
         qk = {"tt": (x_t, x_t), "aa": (x_a, x_a), "at": (x_a, x_t), "ta": (x_t, x_a)}
@@ -98,7 +101,7 @@ class LPGNetReference(nn.Module):
         for m in self.used:
             hs = []
             for p in self.branch_paths[m]:
-                x = self.paths[p](*qk[p], mask)
+                x = self.paths[p](*qk[p], masks[p[0]], masks[p[1]])
                 hs.append(torch.sigmoid(self.gates[p](x)) * x if self.gated else x)
             fused[m] = self.fuse[m](torch.cat(hs, dim=-1))
         logits = {f"{m}_logits": self.student[m](F.relu(fused[m])) for m in self.used}

@@ -112,7 +112,8 @@ def test_dropout_follows_train_eval_and_the_reseeded_stream():
 
 def test_attention_gives_a_padded_key_zero_weight():
     x = jnp.array([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])
-    mask = attention_mask(jnp.array([[1.0, 1.0, 0.0]]))
+    real = jnp.array([[1.0, 1.0, 0.0]])
+    mask = attention_mask(real, real)
     np.testing.assert_array_equal(mask[0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
     out, weights = masked_attention(x, x, x, mask)
     e = np.exp(1 / np.sqrt(2))  # q0.k0 / sqrt(d); q0.k1 = 0

@@ -1,16 +1,20 @@
 """`mer-jax table`: every row of a paper table trained, and the markdown table beside the paper's numbers."""
 
+import csv
 import json
 import os
 import shutil
 import subprocess
+
+from mer_jax.data.iemocap import read_iemocap
 
 
 def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_path):
     tiny = [f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
             "--config.text.encoder=transformer", "--config.text.hidden=16", "--config.utterance_features.audio=mfcc_stats",
             "--config.utterance_features.extractor_epochs=1", "--config.utterance_features.extractor_d_model=16",
-            "--config.features.max_frames=40", "--config.model.hidden=16", "--config.train.epochs=2",
+            "--config.features.max_frames=40", "--config.features.max_tokens=16", "--config.model.hidden=16",
+            "--config.model.length=40", "--config.train.epochs=2",
             "--config.train.seeds=2", "--config.train.batch_size=4"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
     result = subprocess.run([shutil.which("mer-jax"), "table", "--table=lpgnet_table2", f"--workdir={tmp_path / 't'}",
@@ -19,12 +23,18 @@ def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_p
     table = (tmp_path / "t" / "table.md").read_text()
     assert "| Linear (each utterance alone) | " in table and "| 81.68 |" in table  # the paper's number beside ours
     assert "| LPGNet (utterance level) | " in table and "| 87.99 |" in table
+    assert "| LPGNet (Frame) | " in table and "| 83.87 |" in table
     assert "seeds: 2" in table and "held-out session(s) Ses05" in table and "audio mfcc_stats" in table
     rows = [line for line in table.splitlines() if line.startswith(("| Linear", "| LPGNet"))]
-    assert [row.count(" ± ") for row in rows] == [2, 2]  # ACC and F1 of both rows, mean ± std over the two seeds
+    assert [row.count(" ± ") for row in rows] == [2, 2, 2]  # ACC and F1 of every row, mean ± std over the two seeds
     configs = {row: json.loads((tmp_path / "t" / row / "config.json").read_text()) for row in ("linear", "lpgnet")}
     assert configs["linear"]["model"] == {"name": "linear", "modalities": "audio+text"}  # model.hidden: LPGNet only
     assert configs["lpgnet"]["model"]["hidden"] == 16
+    assert json.loads((tmp_path / "t" / "frame" / "config.json").read_text())["model"]["length"] == 40
+    utterances, _ = read_iemocap(demo_root, "iemocap4")
+    with open(tmp_path / "t" / "frame" / "test_predictions_seed1.csv") as f:  # one line per test utterance
+        assert sorted(row["utterance_id"] for row in csv.DictReader(f)) == sorted(
+            u.utterance_id for u in utterances if u.session == "Ses05")
     bad = subprocess.run([shutil.which("mer-jax"), "table", "--table=lpgnet_table2", f"--workdir={tmp_path / 't'}",
                           "--config.model.hiden=16"], env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "--config.model.hiden=16" in bad.stderr

@@ -19,10 +19,11 @@ from flax import nnx
 from mer_jax.encoders.layers import dot_product_attention
 from mer_jax.layers.pooling import masked_mean
 
-def attention_mask(utterance_mask: jax.Array) -> jax.Array:
-    """(B, U) utterance mask -> (B, U, U) M' with M'_ij = 1 where utterances i and j are both real."""
-    real = utterance_mask.astype(bool)
-    return real[:, :, None] & real[:, None, :]
+
+def attention_mask(query_mask: jax.Array, key_mask: jax.Array) -> jax.Array:
+    """(B, Lq) and (B, Lk) masks -> the (B, Lq, Lk) M' with M'_ij = 1 where query i and key j are both
+    real (one utterance mask twice at the dialogue level)."""
+    return query_mask.astype(bool)[:, :, None] & key_mask.astype(bool)[:, None, :]
 
 
 def masked_attention(query: jax.Array, key: jax.Array, value: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:

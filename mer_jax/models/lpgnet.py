@@ -100,23 +100,29 @@ class LPGNet(EmotionModel):
 
     def __call__(self, batch: dict) -> dict:
         """``logits`` (B, U, C), and ``text_logits`` / ``audio_logits`` (B, U, C) for a multimodal model."""
-        if self.context:
-            return self._dialogues(batch)
-        batch_size, utterances = batch["utterance_mask"].shape
-        alone = {key: batch[key].reshape(batch_size * utterances, 1, *batch[key].shape[2:])
-                 for key in ("utterance_mask", *self.modalities)}
-        return {name: out.reshape(batch_size, utterances, -1) for name, out in self._dialogues(alone).items()}
+        if not self.context:  # every utterance a dialogue of its own
+            batch_size, utterances = batch["utterance_mask"].shape
+            batch = {key: batch[key].reshape(batch_size * utterances, 1, *batch[key].shape[2:])
+                     for key in ("utterance_mask", *self.modalities)}
+        out = self.positions({m: batch[m] for m in self.modalities},
+                             {m: batch["utterance_mask"] for m in self.modalities})
+        if not self.context:
+            out = {name: logits.reshape(batch_size, utterances, -1) for name, logits in out.items()}
+        return out
 
-    def _dialogues(self, batch: dict) -> dict:
-        utterance_mask = batch["utterance_mask"]
-        pair_mask = attention_mask(utterance_mask)
-        projected = {m: self.projections[m](batch[m]) for m in self.modalities}  # Eq. 2
+    def positions(self, inputs: dict, masks: dict) -> dict:
+        """The model over sequences of positions (utterances here; tokens and frames in LPGNet (Frame)):
+        ``inputs[m]`` (B, L, F_m) with ``masks[m]`` (B, L), 1 where position i of modality m is real ->
+        per-position logits (B, L, C). Path (q, k) lets real positions of q attend to real positions
+        of k; Eq. 6 pools the query modality's real positions."""
+        projected = {m: self.projections[m](inputs[m]) for m in self.modalities}  # Eq. 2
         fused = {}
         for modality, paths in self.branches:
             streams = []
             for p in paths:
                 query, context = PATHS[p]
-                stream = self.paths[p](projected[query], projected[context], pair_mask, utterance_mask)
+                stream = self.paths[p](projected[query], projected[context],
+                                       attention_mask(masks[query], masks[context]), masks[query])
                 streams.append(stream if self.gates is None else self.gates[p](stream))  # Eq. 9-11
             fused[modality] = self.branch_fusion[modality](jnp.concatenate(streams, axis=-1))  # Eq. 12
         students = {m: self.heads[m](jax.nn.relu(fused[m])) for m in self.modalities}  # Eq. 18

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from flax import nnx
 
-from mer_jax.models import dynamic_fusion, linear, lpgnet
+from mer_jax.models import dynamic_fusion, linear, lpgnet, lpgnet_frame
 from mer_jax.models.text_encoder import build_text_encoder
 
 
@@ -35,13 +35,16 @@ class ModelSpec:
     check_sections: Callable = lambda config: None  # (config) -> None, refusing bad values in those sections
 
 
-def _build_dynamic_fusion(config, sizes: dict, rngs: nnx.Rngs):
-    reads_text = "text" in config.model.modalities
-    encoder, hidden = (build_text_encoder(config.text, max_tokens=config.features.max_tokens,
-                                          dropout=config.model.dropout, frozen=config.train.freeze_encoder,
-                                          vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
-    return dynamic_fusion.build(config.model, num_classes=sizes["num_classes"], n_mfcc=config.features.n_mfcc,
-                                text_encoder=encoder, text_hidden=hidden, rngs=rngs)
+def _on_tokens_and_frames(module):
+    """A builder for models that read MFCC frames and tokens through the config's text encoder."""
+    def build(config, sizes: dict, rngs: nnx.Rngs):
+        reads_text = "text" in config.model.modalities
+        encoder, hidden = (build_text_encoder(config.text, max_tokens=config.features.max_tokens,
+                                              dropout=config.model.dropout, frozen=config.train.freeze_encoder,
+                                              vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
+        return module.build(config.model, num_classes=sizes["num_classes"], n_mfcc=config.features.n_mfcc,
+                            text_encoder=encoder, text_hidden=hidden, rngs=rngs)
+    return build
 
 
 def _on_utterance_vectors(module):
@@ -52,9 +55,13 @@ def _on_utterance_vectors(module):
     return build
 
 
+def _read_modalities(config) -> set[str]:
+    return set(config.model.modalities.split("+"))
+
+
 def _vector_sources(config) -> set[str]:
     """The corpus modalities that utterance vectors come from (imported emotion2vec vectors read no audio)."""
-    used = set(config.model.modalities.split("+"))
+    used = _read_modalities(config)
     if config.utterance_features.audio == "emotion2vec":
         used.discard("audio")
     return used
@@ -90,12 +97,15 @@ def check_utterance_features(section) -> None:
 
 
 MODELS = {
-    "dynamic_fusion": ModelSpec(dynamic_fusion.DEFAULTS, dynamic_fusion.check,
-                                lambda config: set(config.model.modalities.split("+")), _build_dynamic_fusion),
+    "dynamic_fusion": ModelSpec(dynamic_fusion.DEFAULTS, dynamic_fusion.check, _read_modalities,
+                                _on_tokens_and_frames(dynamic_fusion)),
     "lpgnet": ModelSpec(lpgnet.DEFAULTS, lpgnet.check, _vector_sources, _on_utterance_vectors(lpgnet),
                         objective="self_distillation", level="dialogue",
                         sections={"utterance_features": UTTERANCE_FEATURES},
                         check_sections=lambda config: check_utterance_features(config.utterance_features)),
+    # LPGNet (Frame), Table 2: one utterance's tokens and MFCC frames, padded or truncated to model.length
+    "lpgnet_frame": ModelSpec(lpgnet_frame.DEFAULTS, lpgnet_frame.check, _read_modalities,
+                              _on_tokens_and_frames(lpgnet_frame), objective="self_distillation"),
     # LPGNet's Table 2 linear baseline: the same utterance vectors, one utterance at a time
     "linear": ModelSpec(linear.DEFAULTS, linear.check, _vector_sources, _on_utterance_vectors(linear),
                         level="dialogue", sections={"utterance_features": UTTERANCE_FEATURES},
