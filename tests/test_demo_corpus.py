@@ -57,4 +57,4 @@ def test_every_dialogue_has_a_theme_emotion(tmp_path):
         dialogues[u.dialogue_id].append(u.label)
     share_of_commonest = np.mean([collections.Counter(labels).most_common(1)[0][1] / len(labels)
                                   for labels in dialogues.values()])
-    assert len(dialogues) == 30 and share_of_commonest > 0.45
+    assert len(dialogues) == 30 and share_of_commonest > 0.4

@@ -87,13 +87,14 @@ def write_demo_corpus(root, *, seed: int = 0, dialogues_per_session: int = 6,
     scripts = _scripts(np.random.default_rng(seed + 7919))
     for session in range(1, 6):
         voices = {sex: _voice(rng, sex) for sex in "FM"}
+        themes = rng.permutation(_EMOTION_NAMES)  # every emotion is some dialogue's theme in every session
         for d in range(dialogues_per_session):
             marker = "FM"[d % 2]
             scripted = d >= dialogues_per_session // 2
             name = (f"Ses{session:02d}{marker}_script{d + 1:02d}_1" if scripted
                     else f"Ses{session:02d}{marker}_impro{d + 1:02d}")
             _write_dialogue(root / f"Session{session}", name, voices, scripts if scripted else None,
-                            turns_per_dialogue, rng)
+                            themes[d % len(themes)], turns_per_dialogue, rng)
     return root
 
 
@@ -118,18 +119,18 @@ def _sentence(rng, valence: str) -> str:
     return text[0].upper() + text[1:] + rng.choice([".", ".", "!", "?"])
 
 
-def _write_dialogue(session_dir, name, voices, scripts, n_turns, rng) -> None:
+def _write_dialogue(session_dir, name, voices, scripts, theme, n_turns, rng) -> None:
     wav_dir = session_dir / "sentences" / "wav" / name
     wav_dir.mkdir(parents=True, exist_ok=True)
     emo_lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
     transcript_lines = []
     counters = {"F": 0, "M": 0}
-    theme = emotion = rng.choice(_EMOTION_NAMES, p=_EMOTION_WEIGHTS)
+    emotion = theme
     t = rng.uniform(1.0, 4.0)
     for turn in range(n_turns):
         sex = "FM"[turn % 2] if rng.random() < 0.85 else "MF"[turn % 2]
-        if rng.random() > 0.75:  # the mood persists; it changes now and then, often back to the theme
-            emotion = theme if rng.random() < 0.5 else rng.choice(_EMOTION_NAMES, p=_EMOTION_WEIGHTS)
+        if rng.random() < 0.3:  # the mood persists; it changes now and then, often back to the theme
+            emotion = theme if rng.random() < 0.3 else rng.choice(_EMOTION_NAMES, p=_EMOTION_WEIGHTS)
         valence, arousal = EMOTIONS[emotion]
         wave = _speak(rng, voices[sex], arousal + rng.normal(0, 0.12))
         start, end = t, t + len(wave) / SAMPLE_RATE
