@@ -15,14 +15,20 @@ from mer_jax.encoders.layers import dot_product_attention
 class MultiHeadAttention(nnx.Module):
     """softmax(Q K^T / sqrt(d_head)) V per head, then an output projection."""
 
-    def __init__(self, d_model: int, num_heads: int, *, dropout: float = 0.0, rngs: nnx.Rngs):
+    def __init__(self, d_model: int, num_heads: int, *, dropout: float = 0.0, project_keys: bool = True,
+                 rngs: nnx.Rngs):
+        """``project_keys=False``: keys and values are the given states as they are (their own
+        projection happened upstream), so the attention has no W_k, W_v of its own."""
         if d_model % num_heads:
             raise ValueError(f"d_model {d_model} is not divisible by {num_heads} heads")
         self.num_heads = num_heads
         self.query = nnx.Linear(d_model, d_model, rngs=rngs)
-        # No key bias: it adds the same q.b to every logit of a query, which softmax cancels exactly.
-        self.key = nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
-        self.value = nnx.Linear(d_model, d_model, rngs=rngs)
+        if project_keys:
+            # No key bias: it adds the same q.b to every logit of a query, which softmax cancels exactly.
+            self.key = nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
+            self.value = nnx.Linear(d_model, d_model, rngs=rngs)
+        else:
+            self.key = self.value = None
         self.out = nnx.Linear(d_model, d_model, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
@@ -31,6 +37,10 @@ class MultiHeadAttention(nnx.Module):
         def heads(x):
             return x.reshape(*x.shape[:2], self.num_heads, -1)
 
-        q, k, v = heads(self.query(queries)), heads(self.key(keys)), heads(self.value(keys))
+        if self.key is None:
+            k = v = heads(keys)
+        else:
+            k, v = heads(self.key(keys)), heads(self.value(keys))
+        q = heads(self.query(queries))
         attended, weights = dot_product_attention(q, k, v, key_mask, scale=q.shape[-1] ** -0.5, dropout=self.dropout)
         return self.out(attended.reshape(*attended.shape[:2], -1)), weights

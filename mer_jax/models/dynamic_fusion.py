@@ -19,11 +19,21 @@ Where the paper is vague we choose, and say so:
 * MFCCs are standardised with the training part's statistics (`prepare`), and at most ``max_frames``
   (300 = 3 s at 10 ms) frames are kept: the paper truncates "to 10% length", which we read as a cap
   that keeps batches of fixed shape (``--config.features.max_frames`` changes it).
+
+Switches for the paper's ablations (Tables 1-2) and its efficiency note (Section 4.5):
+
+* ``audio_encoder="mean"``: no temporal modelling, each standardised MFCC frame projected to d by one
+  dense layer (so pooling it is the projected mean MFCC: the "mean pooling" baseline).
+* ``fusion="concat"``: no cross-modal attention; the mean-pooled audio and text vectors are
+  concatenated before the classifier.
+* ``share_kv=True``: "key-value projection matrices reuse text branch parameters": K = V = the text
+  branch's projected states, so the attention has no W_k, W_v of its own.
 """
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from mer_jax.data.examples import Examples
@@ -35,29 +45,35 @@ from mer_jax.models.base import EmotionModel
 
 MODALITIES = ("audio+text", "audio", "text")
 QUERIES = ("frames", "pooled")
+AUDIO_ENCODERS = ("bilstm", "mean")
+FUSIONS = ("cross_attention", "concat")
 
 
 class DynamicFusion(EmotionModel):
     encoder_modules = ("text_encoder",)  # trained at the encoder learning rate (layer-wise AdamW)
     def __init__(self, *, num_classes: int, modalities: str = "audio+text", n_mfcc: int = 40,
                  d_model: int = 256, num_heads: int = 8, dropout: float = 0.3, query: str = "frames",
+                 audio_encoder: str = "bilstm", fusion: str = "cross_attention", share_kv: bool = False,
                  text_encoder: nnx.Module | None = None, text_hidden: int = 0, rngs: nnx.Rngs):
-        if modalities not in MODALITIES:
-            raise ValueError(f"modalities must be one of {MODALITIES}, got {modalities!r}")
-        if query not in QUERIES:
-            raise ValueError(f"query must be one of {QUERIES}, got {query!r}")
-        self.modalities, self.query = modalities, query
+        check(dict(modalities=modalities, d_model=d_model, num_heads=num_heads, dropout=dropout, query=query,
+                   audio_encoder=audio_encoder, fusion=fusion, share_kv=share_kv))
+        self.modalities, self.query, self.audio_encoder = modalities, query, audio_encoder
+        self.fusion = fusion if modalities == "audio+text" else None
         if "audio" in modalities:
             self.feature_norm = FeatureNorm(n_mfcc)
-            self.bilstm = BiLSTM(n_mfcc, d_model // 2, rngs=rngs)
+            if audio_encoder == "bilstm":
+                self.bilstm = BiLSTM(n_mfcc, d_model // 2, rngs=rngs)
+            else:
+                self.frame_projection = nnx.Linear(n_mfcc, d_model, rngs=rngs)
         if "text" in modalities:
             self.text_encoder = text_encoder
             self.text_projection = nnx.Linear(text_hidden, d_model, rngs=rngs)  # 768 -> 256 in the paper
-        if modalities == "audio+text":
-            self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout=dropout, rngs=rngs)
+        if self.fusion == "cross_attention":
+            self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout=dropout, project_keys=not share_kv,
+                                                      rngs=rngs)
             self.fusion_norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.hidden = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.hidden = nnx.Linear((2 if self.fusion == "concat" else 1) * d_model, d_model, rngs=rngs)
         self.classifier = nnx.Linear(d_model, num_classes, rngs=rngs)
 
     def prepare(self, train: Examples) -> None:
@@ -73,7 +89,9 @@ class DynamicFusion(EmotionModel):
         outputs = {}
         if "audio" in self.modalities:
             audio_mask = length_mask(batch["mfcc_length"], batch["mfcc"].shape[1])
-            audio = self.bilstm(self.feature_norm(batch["mfcc"]), batch["mfcc_length"])  # (B, T, d)
+            frames = self.feature_norm(batch["mfcc"])
+            audio = (self.bilstm(frames, batch["mfcc_length"]) if self.audio_encoder == "bilstm"
+                     else self.frame_projection(frames))  # (B, T, d)
             outputs["audio_mean"] = masked_mean(audio, audio_mask)
         if "text" in self.modalities:
             text_mask = batch["attention_mask"].astype(bool)
@@ -84,6 +102,8 @@ class DynamicFusion(EmotionModel):
             pooled = outputs["audio_mean"]
         elif self.modalities == "text":
             pooled = masked_mean(text, text_mask)
+        elif self.fusion == "concat":
+            pooled = jnp.concatenate([outputs["audio_mean"], masked_mean(text, text_mask)], axis=-1)
         elif self.query == "frames":
             attended, outputs["attention"] = self.cross_attention(audio, text, text_mask)
             pooled = masked_mean(self.fusion_norm(audio + self.dropout(attended)), audio_mask)
@@ -103,23 +123,32 @@ DEFAULTS = dict(
     num_heads=8,
     dropout=0.3,
     query="frames",  # frames | pooled: what the cross-modal attention's Q is
+    audio_encoder="bilstm",  # bilstm | mean: temporal modelling of the MFCC frames, or none
+    fusion="cross_attention",  # cross_attention | concat
+    share_kv=False,  # K = V = the text branch's projection (Section 4.5)
 )
 
 
 def check(section) -> None:
     """Refuse values the model cannot use, naming the field."""
-    for field, allowed in (("modalities", MODALITIES), ("query", QUERIES)):
+    section = {**DEFAULTS, **dict(section)}
+    for field, allowed in (("modalities", MODALITIES), ("query", QUERIES), ("audio_encoder", AUDIO_ENCODERS),
+                           ("fusion", FUSIONS)):
         if section[field] not in allowed:
             raise ValueError(f"model.{field} = {section[field]!r}: must be one of {list(allowed)}")
-    if section.d_model <= 0 or section.num_heads <= 0 or section.d_model % section.num_heads:
-        raise ValueError(f"model.d_model = {section.d_model} must be a positive multiple of "
-                         f"model.num_heads = {section.num_heads}")
-    if not 0.0 <= section.dropout < 1.0:
-        raise ValueError(f"model.dropout = {section.dropout}: must be in [0, 1)")
+    if section["d_model"] <= 0 or section["num_heads"] <= 0 or section["d_model"] % section["num_heads"]:
+        raise ValueError(f"model.d_model = {section['d_model']} must be a positive multiple of "
+                         f"model.num_heads = {section['num_heads']}")
+    if not 0.0 <= section["dropout"] < 1.0:
+        raise ValueError(f"model.dropout = {section['dropout']}: must be in [0, 1)")
+    if not isinstance(section["share_kv"], bool):
+        raise ValueError(f"model.share_kv = {section['share_kv']!r}: must be True or False")
+    if section["share_kv"] and section["fusion"] != "cross_attention":
+        raise ValueError("model.share_kv = True shares the cross-modal attention's K/V projections, but "
+                         f"model.fusion = {section['fusion']!r} has no attention")
 
 
 def build(section, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
           rngs: nnx.Rngs) -> DynamicFusion:
-    return DynamicFusion(num_classes=num_classes, modalities=section.modalities, n_mfcc=n_mfcc,
-                         d_model=section.d_model, num_heads=section.num_heads, dropout=section.dropout,
-                         query=section.query, text_encoder=text_encoder, text_hidden=text_hidden, rngs=rngs)
+    return DynamicFusion(num_classes=num_classes, n_mfcc=n_mfcc, text_encoder=text_encoder, text_hidden=text_hidden,
+                         rngs=rngs, **{field: section[field] for field in DEFAULTS})
