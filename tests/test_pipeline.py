@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mer_jax.data.examples import Examples, Ragged, numpy_batches
-from mer_jax.data.pipeline import batches
+from mer_jax.data.pipeline import batches, seed_batches
 
 
 def _examples(n=23, n_mfcc=3, max_tokens=6, max_frames=8):
@@ -90,3 +90,18 @@ def test_every_process_runs_the_same_steps_and_together_reads_each_global_batch(
             assert np.array_equal(np.concatenate([shares[0][k][name], shares[1][k][name]]), batch[name])
     with pytest.raises(ValueError, match="not divisible"):
         batches(ex, global_batch_size=5, train=True, process_count=2)
+
+
+@pytest.mark.parametrize("make", [_examples, _dialogues])
+def test_seed_batches_stack_each_seeds_own_batches_in_one_pipeline(make):
+    ex = make()
+    stacked = list(seed_batches(ex, seeds=[3, 4, 5], global_batch_size=2, epoch=1, process_index=1, process_count=2))
+    per_seed = [list(batches(ex, global_batch_size=2, train=True, seed=s, epoch=1, process_index=1, process_count=2))
+                for s in (3, 4, 5)]
+    assert len(stacked) == len(per_seed[0]) == len(ex) // 2
+    for step, batch in enumerate(stacked):
+        assert set(batch) == set(per_seed[0][step])
+        for name in batch:
+            np.testing.assert_array_equal(batch[name], np.stack([seed[step][name] for seed in per_seed]))
+    orders = np.stack([batch["index"] for batch in stacked], axis=1)  # (seeds, steps, local batch)
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])  # own orders

@@ -10,7 +10,7 @@ are padded up to whole batches with weight-0 copies; each example carries its in
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -30,6 +30,25 @@ def batches(examples: Examples, *, global_batch_size: int, train: bool, seed: in
     Training batches are shuffled and the last incomplete batch is dropped; evaluation batches keep
     every example once, in order, padded with weight-0 examples.
     """
+    data = _dataset(examples, global_batch_size=global_batch_size, train=train, seed=seed, epoch=epoch,
+                    process_index=process_index, process_count=process_count)
+    return data.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def seed_batches(examples: Examples, *, seeds: Sequence[int], global_batch_size: int, epoch: int,
+                 process_index: int = 0, process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+    """One training epoch for seeds trained together: every field stacked over the seeds, (N, local
+    batch, ...), seed k's batches in its own order (seed k, epoch). One pipeline, so one iterator that
+    runs to its end (several iterators left unfinished can hang tf.data when they are deleted)."""
+    per_seed = tuple(_dataset(examples, global_batch_size=global_batch_size, train=True, seed=seed, epoch=epoch,
+                              process_index=process_index, process_count=process_count) for seed in seeds)
+    data = tf.data.Dataset.zip(per_seed).map(lambda *batch: {name: tf.stack([b[name] for b in batch])
+                                                              for name in batch[0]})
+    return data.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def _dataset(examples: Examples, *, global_batch_size: int, train: bool, seed: int, epoch: int,
+             process_index: int, process_count: int) -> tf.data.Dataset:
     order = batch_order(len(examples), global_batch_size, train=train, seed=seed, epoch=epoch)
     rows = process_share(order, process_index, process_count)
     local_batch_size = rows.shape[1]
@@ -50,5 +69,4 @@ def batches(examples: Examples, *, global_batch_size: int, train: bool, seed: in
 
     shapes = {name: [examples.sizes[name], *spec.shape[1:]] if isinstance(examples.fields.get(name), Ragged)
               else spec.shape for name, spec in data.element_spec.items()}
-    data = data.map(mark_padding).padded_batch(local_batch_size, padded_shapes=shapes, drop_remainder=True)
-    return data.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+    return data.map(mark_padding).padded_batch(local_batch_size, padded_shapes=shapes, drop_remainder=True)

@@ -189,12 +189,10 @@ def score(trainable: Trainable, params, other, examples: Examples, config, label
 
 def _train_batches(config, examples: Examples, epoch: int):
     """One epoch's batches of every seed, stacked: (N, local batch, ...); each seed has its own order."""
-    from mer_jax.data.pipeline import batches  # noqa: PLC0415
+    from mer_jax.data.pipeline import seed_batches  # noqa: PLC0415
 
-    per_seed = [batches(examples, global_batch_size=config.train.batch_size, train=True, seed=seed, epoch=epoch,
-                        **_feed()) for seed in run_seeds(config)]
-    for seed_batches in zip(*per_seed):
-        yield {name: np.stack([b[name] for b in seed_batches]) for name in seed_batches[0]}
+    return seed_batches(examples, seeds=run_seeds(config), global_batch_size=config.train.batch_size, epoch=epoch,
+                        **_feed())
 
 
 def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunCheckpoints, workdir) -> dict:
