@@ -133,7 +133,9 @@ def train() -> None:
 def table() -> None:
     """Train every row of a paper table (resumable runs under --workdir), then write its markdown table.
 
-    Each ``--config.field=value`` override goes to every row whose config has that field."""
+    Each ``--config.field=value`` override goes to every row whose config has that field, over the
+    row's own setting of it (e.g. one ``text.encoder`` for every row where the paper's is unavailable),
+    and is named above the table."""
     import runpy  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
 
@@ -154,20 +156,28 @@ def table() -> None:
         row_dirs[name] = workdir / name
         row = [f"--config.{k}={v!r}" if isinstance(v, tuple) else f"--config.{k}={v}" for k, v in overrides.items()]
         print(f"=== {label}: {workdir / name}", flush=True)
+        replaced = [o for o in applies[name] if _field(o) in overrides]
+        if replaced:
+            print(f"note: {' '.join(replaced)} replaces the row's own setting", flush=True)
         done = subprocess.run([sys.executable, "-m", "mer_jax.cli", "train", f"--config={configs[name]}",
-                               f"--workdir={workdir / name}", *applies[name], *row])
+                               f"--workdir={workdir / name}", *row, *applies[name]])  # the command line wins
         if done.returncode:
             sys.exit(f"mer-jax table: row {label!r} failed (exit {done.returncode}); rerun to resume")
-    text = markdown(spec, row_dirs)
+    text = markdown(spec, row_dirs, TABLE_OVERRIDES)
     (workdir / "table.md").write_text(text + "\n")
     print("\n" + text)
+
+
+def _field(override: str) -> str:
+    """The field ``a.b`` an override ``--config.a.b=value`` sets."""
+    return override.removeprefix("--config.").split("=", 1)[0]
 
 
 def _has_field(config, override: str) -> bool:
     """Whether `config` has the field an override ``--config.a.b=value`` sets (table overrides apply to
     the rows whose config has it, e.g. LPGNet's model.hidden but not the linear baseline's)."""
     node = config
-    for part in override.removeprefix("--config.").split("=", 1)[0].split("."):
+    for part in _field(override).split("."):
         if not hasattr(node, "keys") or part not in node:
             return False
         node = node[part]

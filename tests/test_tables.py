@@ -38,3 +38,33 @@ def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_p
     bad = subprocess.run([shutil.which("mer-jax"), "table", "--table=lpgnet_table2", f"--workdir={tmp_path / 't'}",
                           "--config.model.hiden=16"], env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "--config.model.hiden=16" in bad.stderr
+
+
+def test_dynamic_fusion_table_lists_parameters_and_the_rows_not_built(demo_root, tmp_path):
+    tiny = [f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
+            "--config.text.encoder=transformer", "--config.text.hidden=16", "--config.text.layers=1",
+            "--config.text.dtype=float32", "--config.features.max_frames=40", "--config.features.max_tokens=16",
+            "--config.model.d_model=16", "--config.model.num_heads=2", "--config.train.epochs=1",
+            "--config.train.batch_size=8"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    result = subprocess.run([shutil.which("mer-jax"), "table", "--table=dynamic_fusion_table1", f"--workdir={tmp_path / 't'}",
+                             *tiny], env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--config.text.encoder=transformer replaces the row's own setting" in result.stdout  # the baseline's BERT
+    table = (tmp_path / "t" / "table.md").read_text()
+    assert "| row | Accuracy (ours) | Accuracy (paper) | F1 (ours) | F1 (paper) | UA (ours) | UA (paper) | " \
+           "Params (M) (ours) | Params (M) (paper) |" in table
+    assert "`--config.text.encoder=transformer`" in table  # named above the table
+    assert "text encoder transformer: text, audio, full; transformer (frozen): baseline" in table
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| ")]
+    rows = {row[0]: row[1:] for row in cells}
+    metrics = {name: json.loads((tmp_path / "t" / name / "metrics.json").read_text()) for name in ("audio", "full")}
+    assert rows["Ours (the full model)"][0] == f"{100 * metrics['full']['test']['wa']:.2f}"
+    assert rows["Ours (the full model)"][1] == "83.50" and rows["Ours (the full model)"][7] == "27.6"
+    parameters = {name: m["folds"][0]["parameters"] for name, m in metrics.items()}
+    assert 0 < parameters["audio"] < parameters["full"]
+    assert rows["BiLSTM over MFCC (audio only; not in the paper)"][6] == f"{parameters['audio'] / 1e6:.2f}"
+    assert rows["Wav2Vec2.0 [3]"][0].startswith("not built:") and rows["Wav2Vec2.0 [3]"][1] == "45.46"
+    baseline = json.loads((tmp_path / "t" / "baseline" / "config.json").read_text())
+    assert baseline["model"]["audio_encoder"] == "mean" and baseline["model"]["fusion"] == "concat"
+    assert baseline["train"]["freeze_encoder"] is True and baseline["text"]["encoder"] == "transformer"

@@ -2,7 +2,11 @@
 
 A table module (mer_jax/configs/tables/) names the rows; each row's run folder holds its
 ``metrics.json`` and ``config.json``. Above the table: the data, protocol, features, seeds and
-epochs that produced our numbers.
+epochs that produced our numbers, and the command-line overrides every row got. Rows the project
+cannot build yet (the module's ``MISSING``: label, reason, the paper's numbers) are listed as such.
+
+Columns are metric paths of the test summary (``wa``, ``binary_f1``, ``per_class_f1.hap``), in %,
+or ``parameters``: one model's parameter count, in millions.
 """
 
 from __future__ import annotations
@@ -36,39 +40,73 @@ def _value(summary: dict, path: str) -> tuple[float, float | None] | None:
     return None if mean is None else (mean, std)
 
 
-def _ours(value) -> str:
+def _ours(value, path: str) -> str:
     if value is None:
         return "–"
     mean, std = value
+    if path == PARAMETERS:
+        return f"{mean / 1e6:.2f}"
     return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
 
 
-def markdown(table, row_dirs: dict[str, pathlib.Path]) -> str:
+PARAMETERS = "parameters"
+
+
+def _row_values(metrics: dict, columns) -> list:
+    summary = metrics["test"]
+    parameters = metrics["folds"][0].get(PARAMETERS)
+    return [((parameters, None) if parameters is not None else None) if path == PARAMETERS else _value(summary, path)
+            for path, _ in columns]
+
+
+def markdown(table, row_dirs: dict[str, pathlib.Path], overrides: list[str] = ()) -> str:
     """The table as markdown, from each row's finished run folder (by row name)."""
     first = next(iter(row_dirs.values()))
     config = load_run_config(first / "config.json")
     metrics = json.loads((first / "metrics.json").read_text())
-    features = (f"text {config.utterance_features.text} ({config.text.encoder}), audio {config.utterance_features.audio}"
-                if "utterance_features" in config else f"text encoder {config.text.encoder}, MFCC")
+    if "utterance_features" in config:
+        features = (f"text {config.utterance_features.text} ({config.text.encoder}), "
+                    f"audio {config.utterance_features.audio}")
+    else:
+        encoders = {}
+        for name, row_dir in row_dirs.items():
+            row = load_run_config(row_dir / "config.json")
+            encoders.setdefault(row.text.encoder + (" (frozen)" if row.train.freeze_encoder else ""), []).append(name)
+        features = "MFCC; text encoder " + "; ".join(f"{encoder}: {', '.join(rows)}" if len(encoders) > 1 else encoder
+                                                     for encoder, rows in encoders.items())
     lines = [f"### {table.TITLE}", "",
              f"- data: {metrics['corpus']}, label set {config.data.label_set} (rows may change it)",
              f"- protocol: {metrics['folds'][0]['protocol']}; checkpoint per seed by validation "
              f"{config.train.select_metric}; test scored once",
              f"- features: {features}",
-             f"- seeds: {config.train.seeds} (mean ± std over seeds), {config.train.epochs} epochs", ""]
+             f"- seeds: {config.train.seeds} (mean ± std over seeds), {config.train.epochs} epochs"]
+    if overrides:
+        lines.append("- every row (over the row's own settings): " + " ".join(f"`{o}`" for o in overrides))
+    lines.append("")
     headers = [h for _, h in table.COLUMNS]
-    paper_columns = any(x is not None for *_, paper in table.ROWS for x in paper)
+    missing = getattr(table, "MISSING", ())
+    paper_columns = any(x is not None for *_, paper in (*table.ROWS, *missing) for x in paper)
     if paper_columns:
         lines.append("| row | " + " | ".join(f"{h} (ours) | {h} (paper)" for h in headers) + " |")
     else:
         lines.append("| row | " + " | ".join(headers) + " |")
     lines.append("|---|" + "---|" * len(headers) * (1 + paper_columns))
+    def paper_cell(path, reported):
+        return "–" if reported is None else f"{reported:.1f}" if path == PARAMETERS else f"{reported:.2f}"
+
     for name, label, _, _, paper in table.ROWS:
-        summary = json.loads((row_dirs[name] / "metrics.json").read_text())["test"]
+        values = _row_values(json.loads((row_dirs[name] / "metrics.json").read_text()), table.COLUMNS)
+        cells = []
+        for (path, _), value, reported in zip(table.COLUMNS, values, paper):
+            cells.append(_ours(value, path))
+            if paper_columns:
+                cells.append(paper_cell(path, reported))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for label, reason, paper in missing:
         cells = []
         for (path, _), reported in zip(table.COLUMNS, paper):
-            cells.append(_ours(_value(summary, path)))
+            cells.append(f"not built: {reason}" if not cells else "")
             if paper_columns:
-                cells.append("–" if reported is None else f"{reported:.2f}")
+                cells.append(paper_cell(path, reported))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

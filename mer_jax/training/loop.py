@@ -261,7 +261,8 @@ def evaluate_and_write(config, fold: FoldData, trainable: Trainable, checkpoints
     seeds = run_seeds(config)
     per_seed = [{"seed": seed, "best_epoch": int(state["best_epoch"][k]), "validation": validations[k][0],
                  "test": tests[k][0]} for k, seed in enumerate(seeds)]
-    result = {"protocol": split.name, "sizes": {part: int(len(fold.examples[part].labels())) for part in PARTS}}
+    result = {"protocol": split.name, "sizes": {part: int(len(fold.examples[part].labels())) for part in PARTS},
+              "parameters": int(sum(x.size for x in jax.tree.leaves(trainable.split.params)))}
     if len(seeds) == 1:
         result.update({key: per_seed[0][key] for key in ("best_epoch", "validation", "test")})
     else:
