@@ -94,3 +94,20 @@ def test_bad_config_is_refused_with_a_clear_message(override, message, tmp_path,
                      override)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_history_has_every_epoch_and_agrees_with_the_best_checkpoint(trained_run):
+    workdir, _ = trained_run
+    fold = json.loads((workdir / "fold_metrics.json").read_text())
+    history = fold["history"]
+    assert [entry["epoch"] for entry in history] == [1, 2]
+    for entry in history:
+        assert 0 <= entry["train_accuracy"][0] <= 1 and entry["train_loss"][0] > 0 and entry["validation_loss"][0] > 0
+    # the best checkpoint, scored again on the validation part, is the model that epoch measured
+    best = history[fold["best_epoch"] - 1]
+    assert abs(best["validation_accuracy"][0] - fold["validation"]["wa"]) < 1e-6
+    assert abs(best["validation_loss"][0] - fold["validation"]["loss"]) < 1e-4
+    report = (workdir / "report.txt").read_text()
+    assert "overfit ratio (train/val acc)" in report
+    last = history[-1]
+    assert f"{last['train_accuracy'][0] / last['validation_accuracy'][0]:.2f}" in report.splitlines()[-1]

@@ -77,4 +77,22 @@ def format_report(results: dict, config) -> str:
         s = results["test"]
         lines.append(f"mean over folds: WA {s['wa']:.4f} ± {s['wa_std']:.4f}  UA {s['ua']:.4f} ± {s['ua_std']:.4f}  "
                      f"weighted F1 {s['weighted_f1']:.4f} ± {s['weighted_f1_std']:.4f}")
+    if len(folds) == 1 and folds[0].get("history"):
+        lines.extend(training_dynamics(folds[0]["history"]))
     return "\n".join(lines)
+
+
+def training_dynamics(history: list[dict], every: int = 5) -> list[str]:
+    """The dynamic-fusion paper's Table 4 for a run: train and validation loss and accuracy every `every`
+    epochs (and the last), mean over seeds, with the overfit ratio train / validation accuracy."""
+    lines = [f"training dynamics (mean over seeds; train: the epoch's batches in train mode, loss = the objective; "
+             "validation: cross-entropy and WA):",
+             "  epoch  train loss  train acc  val loss  val acc  overfit ratio (train/val acc)"]
+    for entry in history:
+        if entry["epoch"] % every and entry is not history[-1]:
+            continue
+        train_loss, train_acc, val_loss, val_acc = (float(np.mean(entry[k])) for k in (
+            "train_loss", "train_accuracy", "validation_loss", "validation_accuracy"))
+        ratio = f"{train_acc / val_acc:.2f}" if val_acc > 0 else "–"
+        lines.append(f"  {entry['epoch']:5d}  {train_loss:10.3f}  {train_acc:9.3f}  {val_loss:8.3f}  {val_acc:7.3f}  {ratio}")
+    return lines

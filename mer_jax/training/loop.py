@@ -183,8 +183,16 @@ def score(trainable: Trainable, params, other, examples: Examples, config, label
     results = []
     for probabilities in predict(trainable, params, other, examples, config.train.batch_size):
         probabilities = examples.real(probabilities)
-        results.append((classification_metrics(labels, probabilities.argmax(-1), label_set.classes), probabilities))
+        metrics = classification_metrics(labels, probabilities.argmax(-1), label_set.classes)
+        metrics["loss"] = cross_entropy_of(probabilities, labels)
+        results.append((metrics, probabilities))
     return results
+
+
+def cross_entropy_of(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy (nats) of predicted class probabilities (n, C) against labels (n,)."""
+    picked = probabilities[np.arange(len(labels)), labels]
+    return float(-np.log(np.maximum(picked, 1e-12)).mean()) if len(labels) else float("nan")
 
 
 def _train_batches(config, examples: Examples, epoch: int):
@@ -209,20 +217,32 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
     params, other, opt_state = state["params"], state["other"], state["opt_state"]
     start, best, best_epoch = int(state["epoch"]), np.array(state["best"]), np.array(state["best_epoch"])
     writer = SummaryWriter(str(workdir / "tensorboard"), write_to_disk=is_writer())
+    history = read_history(workdir, start)
     seed_keys = [jax.random.key(seed) for seed in run_seeds(config)]
     steps = trainable.steps_per_epoch
     for epoch in tqdm(range(start, tc.epochs), desc=f"training {workdir.name}", unit="epoch", initial=start,
                       total=tc.epochs, disable=not is_writer()):
+        epoch_sums = None  # on the device, read once per epoch: no sync per step
         for i, local in enumerate(_train_batches(config, fold.examples["train"], epoch)):
             step = epoch * steps + i
             keys = jnp.stack([jax.random.fold_in(key, step) for key in seed_keys])
             params, other, opt_state, measured = trainable.train_step(
                 params, other, opt_state, sharding.global_batch(local, trainable.mesh, axis=1), keys)
+            running = {"loss": measured["loss"], "accuracy": measured["accuracy"]}
+            epoch_sums = running if epoch_sums is None else jax.tree.map(jnp.add, epoch_sums, running)
             if step % tc.log_every_steps == 0:
                 _log(writer, "train", jax.device_get(measured), step)
         validation = [m for m, _ in score(trainable, params, other, fold.examples["validation"], config, fold.label_set)]
         _log(writer, "validation", {name: np.array([v[name] for v in validation])
-                                    for name in ("wa", "ua", "weighted_f1", "macro_f1")}, (epoch + 1) * steps)
+                                    for name in ("loss", "wa", "ua", "weighted_f1", "macro_f1")}, (epoch + 1) * steps)
+        train = jax.device_get(epoch_sums) if steps else {"loss": np.full(len(seed_keys), np.nan)} | {
+            "accuracy": np.full(len(seed_keys), np.nan)}
+        history.append({"epoch": epoch + 1, "train_loss": (train["loss"] / max(steps, 1)).tolist(),
+                        "train_accuracy": (train["accuracy"] / max(steps, 1)).tolist(),
+                        "validation_loss": [v["loss"] for v in validation],
+                        "validation_accuracy": [v["wa"] for v in validation]})
+        if is_writer():
+            (workdir / HISTORY).write_text(json.dumps(history))
         scores = np.array([v[tc.select_metric] for v in validation])
         improved = scores > best
         if improved.any():
@@ -237,6 +257,18 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
     writer.close()
     trainable.state = loop_state(params, other, opt_state, tc.epochs, best, best_epoch)
     return trainable.state
+
+
+HISTORY = "history.json"  # per epoch and seed: train loss and accuracy (mean over the epoch's steps, in train
+# mode), validation loss and accuracy (the paper's Table 4)
+
+
+def read_history(workdir: pathlib.Path, epochs: int) -> list[dict]:
+    """The training history a fold wrote, up to `epochs` (a resumed run continues from its checkpoint)."""
+    path = pathlib.Path(workdir) / HISTORY
+    if not path.exists():
+        return []
+    return [entry for entry in json.loads(path.read_text()) if entry["epoch"] <= epochs]
 
 
 def _model_state(state: dict) -> dict:
@@ -262,7 +294,8 @@ def evaluate_and_write(config, fold: FoldData, trainable: Trainable, checkpoints
     per_seed = [{"seed": seed, "best_epoch": int(state["best_epoch"][k]), "validation": validations[k][0],
                  "test": tests[k][0]} for k, seed in enumerate(seeds)]
     result = {"protocol": split.name, "sizes": {part: int(len(fold.examples[part].labels())) for part in PARTS},
-              "parameters": int(sum(x.size for x in jax.tree.leaves(trainable.split.params)))}
+              "parameters": int(sum(x.size for x in jax.tree.leaves(trainable.split.params))),
+              "history": read_history(workdir, config.train.epochs)}
     if len(seeds) == 1:
         result.update({key: per_seed[0][key] for key in ("best_epoch", "validation", "test")})
     else:

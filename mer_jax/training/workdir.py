@@ -21,7 +21,8 @@ from mer_jax.config import ConfigError, load_run_config
 HARMLESS = {"train.log_every_steps", "train.checkpoint_every_epochs", "data.cache_dir"}
 # What a run writes into its folder (and a restart removes).
 OUTPUTS = ("checkpoints", "tensorboard", "tokenizer", "extractors", "metrics.json", "report.txt",
-           "fold_metrics.json", "test_predictions.csv", "test_predictions_seed*.csv", "model_sizes.json", "config.json")
+           "fold_metrics.json", "history.json", "test_predictions.csv", "test_predictions_seed*.csv", "model_sizes.json",
+           "config.json")
 
 
 def is_writer() -> bool:
