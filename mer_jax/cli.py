@@ -7,6 +7,7 @@
     mer-jax table     --table=lpgnet_table3 --workdir=runs/x [--config.field=value ...]   a paper table
     mer-jax evaluate  --workdir=runs/x    test again from the best checkpoint(s)
     mer-jax predict   --workdir=runs/x --audio=a.wav --text="..."
+    mer-jax attention --workdir=runs/x (--utterance=ID | --audio=a.wav --text="..." | --top_tokens) [--out=DIR]
 
 ``--config`` takes a config file, or the name of a built-in one (``configs/demo.py``: the package's
 ``mer_jax/configs/``). Config overrides are checked: an unknown field or a value of the wrong type
@@ -26,7 +27,7 @@ os.environ.setdefault("USE_TF", "0")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-COMMANDS = ("demo", "prepare", "train", "table", "evaluate", "predict")
+COMMANDS = ("demo", "prepare", "train", "table", "evaluate", "predict", "attention")
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.json, report.txt, TensorBoard.")
 flags.DEFINE_string("data", "data/demo_iemocap", "demo: where the synthetic corpus is written.")
@@ -37,8 +38,11 @@ flags.DEFINE_string("coordinator", None, "--distributed: the coordinator's HOST:
 flags.DEFINE_integer("num_processes", None, "--distributed: how many processes train together.")
 flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 .. num_processes - 1.")
 flags.DEFINE_string("table", None, "table: a paper table (mer_jax/configs/tables/), e.g. lpgnet_table3.")
-flags.DEFINE_string("audio", None, "predict: audio file.")
-flags.DEFINE_string("text", None, "predict: transcript.")
+flags.DEFINE_string("audio", None, "predict, attention: audio file.")
+flags.DEFINE_string("text", None, "predict, attention: transcript.")
+flags.DEFINE_string("utterance", None, "attention: an utterance id of the run's corpus.")
+flags.DEFINE_bool("top_tokens", False, "attention: the most attended tokens of each class over the run's test part.")
+flags.DEFINE_string("out", None, "attention: output folder (default <workdir>/attention/<utterance or top_tokens>).")
 FLAGS = flags.FLAGS
 
 
@@ -53,7 +57,7 @@ def main(argv: list[str]) -> None:
         if FLAGS.config is not None:
             validate(FLAGS.config)
         {"demo": demo, "prepare": prepare, "train": train, "table": table, "evaluate": evaluate,
-         "predict": predict}[argv[1]]()
+         "predict": predict, "attention": attention}[argv[1]]()
     except (ConfigError, CorpusError, FileNotFoundError) as e:  # the user's input, not a bug: no traceback
         sys.exit(f"mer-jax {argv[1]}: {e}")
 
@@ -203,6 +207,55 @@ def predict() -> None:
     (probabilities,) = predictor.predict_files([(FLAGS.audio, FLAGS.text or "")])
     best = max(probabilities, key=probabilities.get)
     print(f"{best}  (" + ", ".join(f"{c} {p:.3f}" for c, p in probabilities.items()) + ")")
+
+
+def attention() -> None:
+    """The cross-modal attention of one utterance (PNG heatmaps, per-token CSV), or each class's most
+    attended tokens over the run's test part (the dynamic-fusion paper's Section 5.2)."""
+    from mer_jax.data.audio import SAMPLE_RATE  # noqa: PLC0415
+    from mer_jax.evaluation import attention as maps  # noqa: PLC0415
+    from mer_jax.inference import Predictor  # noqa: PLC0415
+
+    workdir = _workdir()
+    if FLAGS.top_tokens:
+        from mer_jax.training.experiment import load_experiment_data  # noqa: PLC0415
+        from mer_jax.training.loop import prepare_fold_data  # noqa: PLC0415
+
+        predictor = Predictor.load(workdir)
+        data = load_experiment_data(predictor.config)
+        k = 0
+        if len(data.splits) > 1:
+            if not (workdir.name.startswith("fold") and workdir.name[4:].isdigit()):
+                raise app.UsageError("attention --top_tokens reads one fold: pass --workdir=<run>/fold<k>")
+            k = int(workdir.name[4:])
+        test = prepare_fold_data(predictor.config, data, data.splits[k], workdir, write=False)
+        table = maps.top_tokens_by_class(predictor, test.examples["test"])
+        out = pathlib.Path(FLAGS.out or workdir / "attention")
+        out.mkdir(parents=True, exist_ok=True)
+        maps.write_top_tokens(table, out / "top_tokens.csv")
+        for label, ranked in table.items():
+            print(f"{label}: " + ", ".join(f"{t} {w:.3f}" for t, w, _ in ranked))
+        print(f"wrote {out / 'top_tokens.csv'}")
+        return
+    if FLAGS.utterance is not None:
+        from mer_jax.data.corpora import read_corpus  # noqa: PLC0415
+
+        predictor = Predictor.load(workdir)
+        utterances, _ = read_corpus(predictor.config.data)
+        found = next((u for u in utterances if u.utterance_id == FLAGS.utterance), None)
+        if found is None:
+            raise app.UsageError(f"no utterance {FLAGS.utterance!r} in {predictor.config.data.root}")
+        item, name = (found.audio_path, found.transcript), FLAGS.utterance
+    elif FLAGS.audio is not None and FLAGS.text is not None:
+        predictor = Predictor.load(workdir)
+        item, name = (FLAGS.audio, FLAGS.text), pathlib.Path(FLAGS.audio).stem
+    else:
+        raise app.UsageError("attention needs --utterance=ID, or --audio and --text, or --top_tokens")
+    (_, weights, tokens), = maps.attention_of(predictor, predictor.examples_of_files([item]))
+    frame_seconds = predictor.config.features.hop_length / SAMPLE_RATE
+    paths = maps.write_utterance_attention(weights, tokens, FLAGS.out or workdir / "attention" / name, title=name,
+                                           frame_seconds=frame_seconds)
+    print("wrote " + ", ".join(map(str, paths)))
 
 
 def demo() -> None:

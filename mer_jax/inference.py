@@ -40,6 +40,7 @@ class Predictor:
         self.label_set = get_label_set(config.data.label_set)
         self._split, self._params, self._other = split_model, params, other
         self._eval_step = make_eval_step(split_model)
+        self._forward = None
 
     @classmethod
     def load(cls, run_dir, seed_index: int = 0) -> "Predictor":
@@ -76,6 +77,11 @@ class Predictor:
         A model trained on speaker-normalised MFCCs needs the items to be several utterances of one
         speaker: they are normalised together, as that speaker's frames.
         """
+        probabilities = self.predict_examples(self.examples_of_files(items))
+        return [dict(zip(self.label_set.classes, map(float, p))) for p in probabilities]
+
+    def examples_of_files(self, items: list[tuple[str | None, str]]) -> Examples:
+        """Model-ready examples of (audio path, transcript) pairs, featurised as the run's training was."""
         params = MfccParams.from_config(self.config.features)
         uses_audio = "audio" in get_model_spec(self.config.model.name).modalities(self.config)
         frames = [mfcc(load_audio(path), params) if uses_audio else np.zeros((0, 0), np.float32)
@@ -87,12 +93,18 @@ class Predictor:
         first_class_code = next(iter(self.label_set.code_to_class))  # labels are unknown at prediction time
         utterances = [Utterance(f"input{i}", "input", first_class_code, text, path, "unknown", "unknown")
                       for i, (path, text) in enumerate(items)]
-        examples = utterance_examples(utterances, np.arange(len(items)), self.label_set,
-                                      audio=audio if uses_audio else None,
-                                      max_frames=self.config.features.max_frames, tokenizer=self.tokenizer,
-                                      max_tokens=self.config.features.max_tokens)
-        probabilities = self.predict_examples(examples)
-        return [dict(zip(self.label_set.classes, map(float, p))) for p in probabilities]
+        return utterance_examples(utterances, np.arange(len(items)), self.label_set,
+                                  audio=audio if uses_audio else None, max_frames=self.config.features.max_frames,
+                                  tokenizer=self.tokenizer, max_tokens=self.config.features.max_tokens)
+
+    def outputs(self, examples: Examples, name: str, batch_size: int = 32):
+        """The model output `name` (e.g. ``attention``) of every example, batch by batch: an iterator of
+        (numpy batch, output for its rows), padding rows (index -1) included."""
+        if self._forward is None:
+            self._forward = jax.jit(lambda params, other, batch, name: self._split.merge(params, other)(batch)[name],
+                                    static_argnames="name")
+        for batch in numpy_batches(examples, batch_size):
+            yield batch, np.asarray(self._forward(self._params, self._other, jax.device_put(batch), name=name))
 
 
 def evaluate_run(run_dir) -> dict:

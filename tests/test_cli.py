@@ -111,3 +111,39 @@ def test_history_has_every_epoch_and_agrees_with_the_best_checkpoint(trained_run
     assert "overfit ratio (train/val acc)" in report
     last = history[-1]
     assert f"{last['train_accuracy'][0] / last['validation_accuracy'][0]:.2f}" in report.splitlines()[-1]
+
+
+def test_attention_maps_of_one_utterance_and_top_tokens_per_class(trained_run, broken_corpus, tmp_path):
+    import csv
+
+    import matplotlib.image
+    from transformers import AutoTokenizer
+
+    workdir, _ = trained_run
+    root, corrupt, _ = broken_corpus
+    utterance = next(u for u in read_iemocap(root, "iemocap6", on_error="skip")[0]
+                     if u.session == "Ses05" and u.audio_path != str(corrupt))
+    result = mer_jax("attention", f"--workdir={workdir}", f"--utterance={utterance.utterance_id}", f"--out={tmp_path / 'u'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("heads.png", "mean.png"):
+        image = matplotlib.image.imread(tmp_path / "u" / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    with open(tmp_path / "u" / "tokens.csv") as f:
+        rows = list(csv.DictReader(f))
+    tokenizer = AutoTokenizer.from_pretrained(str(workdir / "tokenizer"))
+    ids = tokenizer(utterance.transcript, truncation=True, max_length=32)["input_ids"]
+    assert [row["token"] for row in rows] == tokenizer.convert_ids_to_tokens(ids)
+    # every frame's weights over the real tokens sum to one, so the per-token means do too
+    assert abs(sum(float(row["mean_weight"]) for row in rows) - 1.0) < 1e-4
+    assert sorted(int(row["rank"]) for row in rows) == list(range(1, len(rows) + 1))
+
+    top = mer_jax("attention", f"--workdir={workdir}", "--top_tokens", f"--out={tmp_path / 't'}")
+    assert top.returncode == 0, top.stderr[-3000:]
+    with open(tmp_path / "t" / "top_tokens.csv") as f:
+        ranked = list(csv.DictReader(f))
+    assert ranked and {row["class"] for row in ranked} <= {"ang", "fru", "sad", "neu", "hap", "exc"}
+    assert all(0 < float(row["mean_weight"]) <= 1 and int(row["count"]) >= 3 for row in ranked)
+    assert not {row["token"] for row in ranked} & set(tokenizer.all_special_tokens)
+
+    refused = mer_jax("attention", f"--workdir={workdir}")
+    assert refused.returncode != 0 and "--utterance" in refused.stderr
