@@ -99,7 +99,7 @@ def jax_side(hf_config, torch_encoder, args, compute_dtype):
     split = SplitModel.of(model)
     train = ml_collections.ConfigDict(dict(optimizer="adamw", lr=1e-4, encoder_lr=2e-5, weight_decay=0.01,
                                            schedule="constant", warmup_fraction=0.0, clip_norm=1.0,
-                                           freeze_encoder=False))
+                                           freeze_encoder=False, accumulate_steps=1))
     optimizer = make_optimizer(train, 1000, parameter_groups(split.params, model.encoder_modules))
     params, other = stack([split.params]), stack([split.other])
     opt_state = jax.jit(jax.vmap(optimizer.init))(params)

@@ -71,6 +71,7 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         schedule="warmup_cosine",  # warmup_cosine | constant
         warmup_fraction=0.05,
         seeds=1,  # how many seeds (config.seed, seed + 1, ...) train together in one vmapped program
+        accumulate_steps=1,  # gradient accumulation: one update per k batches (effective batch k x batch_size)
         clip_norm=1.0,  # global-norm gradient clipping; 0: none
         select_metric="ua",  # validation metric that chooses the checkpoint
         checkpoint_every_epochs=1,
@@ -116,7 +117,7 @@ def validate(config) -> None:
         value = config[section][name]
         if value not in allowed:
             raise ConfigError(f"config field {field} = {value!r}: must be one of {sorted(allowed)}")
-    positive = ("train.epochs", "train.batch_size", "train.seeds", "features.max_frames", "features.max_tokens")
+    positive = ("train.epochs", "train.batch_size", "train.seeds", "train.accumulate_steps", "features.max_frames", "features.max_tokens")
     for field in positive:
         section, name = field.split(".")
         if config[section][name] <= 0:

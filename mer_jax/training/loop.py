@@ -135,7 +135,8 @@ def build_trainable(config, fold: FoldData) -> Trainable:
     split = splits[0]
     groups = parameter_groups(split.params, model.encoder_modules)
     steps_per_epoch = len(fold.examples["train"]) // config.train.batch_size
-    optimizer = make_optimizer(config.train, steps_per_epoch * config.train.epochs, groups)
+    updates = steps_per_epoch * config.train.epochs // config.train.accumulate_steps
+    optimizer = make_optimizer(config.train, updates, groups)
     mesh = sharding.data_mesh()
     params, other = sharding.replicate((stack([s.params for s in splits]), stack([s.other for s in splits])), mesh)
     del splits

@@ -41,6 +41,7 @@ def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTran
 
     ``adamw`` decays weights decoupled from the gradient; ``adam`` adds the L2 penalty to the gradient
     before Adam's scaling, as PyTorch's ``Adam(weight_decay=...)`` does (LPGNet's "L2 weight decay").
+    `total_steps` counts updates (batches / ``train.accumulate_steps``): the schedule's length.
     """
     def adam(lr):
         rate = schedule(train_config, lr, total_steps)
@@ -50,4 +51,7 @@ def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTran
 
     encoder = optax.set_to_zero() if train_config.freeze_encoder else adam(train_config.encoder_lr)
     clip = optax.clip_by_global_norm(train_config.clip_norm) if train_config.clip_norm > 0 else optax.identity()
-    return optax.chain(clip, optax.multi_transform({"encoder": encoder, "rest": adam(train_config.lr)}, groups))
+    optimizer = optax.chain(clip, optax.multi_transform({"encoder": encoder, "rest": adam(train_config.lr)}, groups))
+    if train_config.accumulate_steps > 1:  # the mean gradient of k batches, clipped and applied once
+        optimizer = optax.MultiSteps(optimizer, every_k_schedule=train_config.accumulate_steps).gradient_transformation()
+    return optimizer
