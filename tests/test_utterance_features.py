@@ -167,3 +167,28 @@ def test_unknown_feature_names_are_refused(demo_root, tmp_path):
     config = _config(demo_root, tmp_path, text="bert_pooler")
     with pytest.raises(ConfigError, match=r"utterance_features.text = 'bert_pooler': must be one of"):
         validate(config)
+
+
+def test_cross_fitted_training_vectors_come_from_extractors_that_never_saw_them(demo, demo_root, tmp_path):
+    data, split = demo
+    config = _config(demo_root, tmp_path / "cache", audio="bilstm")
+    config.model.modalities = "audio"
+    plain = uf.utterance_vectors(config, data, split, tmp_path / "plain")["audio"]
+    config.utterance_features.cross_fit_folds = 2
+    validate(config)
+    crossed = uf.utterance_vectors(config, data, split, tmp_path / "crossed")["audio"]
+    others = np.setdiff1d(np.arange(len(data.utterances)), split.train)
+    np.testing.assert_array_equal(crossed[others], plain[others])  # validation and test: the full extractor
+    def held_out(k):  # the utterances fold extractor k was tested on, i.e. never trained on
+        lines = (tmp_path / "crossed" / "extractors" / f"audio_fold{k}" / "test_predictions.csv").read_text()
+        ids = {line.split(",")[0] for line in lines.splitlines()[1:]}
+        return np.array([i for i, u in enumerate(data.utterances) if u.utterance_id in ids])
+
+    folds = [held_out(0), held_out(1)]
+    # each fold extractor's test part is its held-out group: whole dialogues, together the training part
+    np.testing.assert_array_equal(np.sort(np.concatenate(folds)), np.sort(split.train))
+    assert not {data.utterances[i].dialogue_id for i in folds[0]} & {data.utterances[i].dialogue_id for i in folds[1]}
+    assert np.abs(crossed[split.train] - plain[split.train]).max() > 1e-4  # out-of-fold, not in-sample
+    config.utterance_features.cross_fit_folds = 1
+    with pytest.raises(ValueError, match="cross_fit_folds"):
+        validate(config)

@@ -83,6 +83,10 @@ UTTERANCE_FEATURES = dict(
     extractor_encoder_lr=2e-5,
     extractor_d_model=256,
     extractor_dropout=0.1,
+    # cross_fit_folds = K > 1: the training part's vectors come out of fold (K extractors, each trained
+    # without one K-th of the training dialogues, gives that K-th its vectors), so they are no cleaner
+    # than the test part's; validation and test vectors come from the extractor trained on all of it
+    cross_fit_folds=0,
 )
 
 TEXT_FEATURES = ("finetuned_cls", "finetuned_mean", "frozen_cls", "frozen_mean")
@@ -94,6 +98,8 @@ def check_utterance_features(section) -> None:
     for field, allowed in (("text", TEXT_FEATURES), ("audio", AUDIO_FEATURES)):
         if section[field] not in allowed:
             raise ValueError(f"utterance_features.{field} = {section[field]!r}: must be one of {list(allowed)}")
+    if section.cross_fit_folds < 0 or section.cross_fit_folds == 1:
+        raise ValueError(f"utterance_features.cross_fit_folds = {section.cross_fit_folds}: 0 (off) or at least 2")
 
 
 MODELS = {

@@ -20,7 +20,11 @@ and selects its epoch on the fold's validation part, exactly as an utterance-lev
 fold would (`mer_jax.training.loop.train_fold`, in ``<fold workdir>/extractors/<modality>``, which a
 rerun resumes); the test part's labels reach it only to be scored once, as in every run. Frozen,
 MFCC and imported vectors use no labels at all. Every utterance (test included) then gets its
-vector from the same extractor.
+vector from the same extractor, except with ``utterance_features.cross_fit_folds = K``: the training
+part is cut into K groups of whole dialogues and each group's vectors come from an extractor trained
+without it (``extractors/<modality>_fold<k>``, the group as its test part), so that the training
+vectors are as noisy as the test vectors a model will meet; stacked on in-sample vectors, a model
+learns to trust them more than it should.
 
 The choices the paper leaves open: the extractor is the dynamic-fusion model (``train.*`` defaults:
 AdamW, warm-up cosine, clipping 1.0, selection by ``ua``) with ``model.d_model``, ``model.dropout``,
@@ -37,6 +41,7 @@ emotion2vec vectors are cheap to rebuild and are not cached.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -209,11 +214,30 @@ def _trained_vectors(config, data: ExperimentData, split: Split, workdir: pathli
     labelled = lambda part: [(data.utterances[i].utterance_id, data.utterances[i].label) for i in part]  # noqa: E731
     settings = {f"{s}.{k}": v for s, fields in json.loads(extractor.to_json()).items() if isinstance(fields, dict)
                 for k, v in fields.items() if f"{s}.{k}" not in HARMLESS}  # fields that change no number
-    key = {"feature": feature, "output": output, "extractor": settings, "seed": extractor.seed,
-           "encoder_files": _folder_stats(extractor.text.encoder) if modality == "text" else [],
-           "utterances": corpus, "train": labelled(split.train), "validation": labelled(split.validation)}
-    return _cached(config, feature, key,
-                   lambda: train_and_extract(extractor, data, split, workdir / "extractors" / modality, output))
+
+    def extracted(part: Split, folder: pathlib.Path) -> np.ndarray:
+        key = {"feature": feature, "output": output, "extractor": settings, "seed": extractor.seed,
+               "encoder_files": _folder_stats(extractor.text.encoder) if modality == "text" else [],
+               "utterances": corpus, "train": labelled(part.train), "validation": labelled(part.validation)}
+        return _cached(config, feature, key, lambda: train_and_extract(extractor, data, part, folder, output))
+
+    vectors = extracted(split, workdir / "extractors" / modality)
+    folds = config.utterance_features.cross_fit_folds
+    for k, held_out in enumerate(_training_folds(data, split, folds, config.split.seed) if folds > 1 else []):
+        part = dataclasses.replace(split, train=np.setdiff1d(split.train, held_out), test=held_out)
+        vectors[held_out] = extracted(part, workdir / "extractors" / f"{modality}_fold{k}")[held_out]
+    return vectors
+
+
+def _training_folds(data: ExperimentData, split: Split, folds: int, seed: int) -> list[np.ndarray]:
+    """The training part in `folds` groups of whole dialogues (of utterances where a corpus has none), seeded."""
+    units = np.array([data.utterances[i].dialogue_id or data.utterances[i].utterance_id for i in split.train])
+    names = np.random.default_rng(seed).permutation(np.unique(units))
+    if len(names) < folds:
+        raise ConfigError(f"utterance_features.cross_fit_folds = {folds}, but the training part has only "
+                          f"{len(names)} dialogues")
+    group_of = {name: k % folds for k, name in enumerate(names)}
+    return [np.sort(split.train[[group_of[u] == k for u in units]]) for k in range(folds)]
 
 
 def train_and_extract(extractor, data: ExperimentData, split: Split, workdir: pathlib.Path, output: str) -> np.ndarray:
