@@ -36,6 +36,9 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # True: standardise MFCCs per speaker with the speaker's own (unlabelled) frames, test
         # speakers included; the report then says so. False: training-set statistics only.
         speaker_normalization=False,
+        # batches pad their frames and tokens (or a dialogue's utterances) to the shortest of this many
+        # lengths (quantiles of the training part) that holds them; 1: always to the full size
+        length_buckets=4,
     )
     c.split = dict(
         protocol="random",  # random | holdout | loso | official
@@ -117,7 +120,8 @@ def validate(config) -> None:
         value = config[section][name]
         if value not in allowed:
             raise ConfigError(f"config field {field} = {value!r}: must be one of {sorted(allowed)}")
-    positive = ("train.epochs", "train.batch_size", "train.seeds", "train.accumulate_steps", "features.max_frames", "features.max_tokens")
+    positive = ("train.epochs", "train.batch_size", "train.seeds", "train.accumulate_steps", "features.max_frames",
+                "features.max_tokens", "features.length_buckets")
     for field in positive:
         section, name = field.split(".")
         if config[section][name] <= 0:

@@ -1,9 +1,10 @@
-"""The tf.data pipeline: fixed shapes, every evaluation example once, seeded order, equal per-host shares."""
+"""The tf.data pipeline: fixed shapes (one per length bucket), every evaluation example once, seeded
+order, equal per-host shares."""
 
 import numpy as np
 import pytest
 
-from mer_jax.data.examples import Examples, Ragged, numpy_batches
+from mer_jax.data.examples import Examples, Ragged, batch_buckets, batch_order, length_buckets, numpy_batches
 from mer_jax.data.pipeline import batches, seed_batches
 
 
@@ -92,7 +93,67 @@ def test_every_process_runs_the_same_steps_and_together_reads_each_global_batch(
         batches(ex, global_batch_size=5, train=True, process_count=2)
 
 
-@pytest.mark.parametrize("make", [_examples, _dialogues])
+def _bucketed(make):
+    def made():
+        ex = make()
+        return ex.with_buckets(length_buckets(ex, 3, multiple=2))
+    return made
+
+
+def test_length_buckets_are_quantiles_of_the_fill_and_each_example_takes_the_shortest_that_holds_it():
+    # frames 1..32 of 32, tokens 1 of 16: fill = frames / 32; quantiles 0.25, 0.5, 0.75 of 1..32 are
+    # 8.75, 16.5, 24.25 frames -> 16, 24, 32 frames (multiples of 8) and 8, 16, 16 tokens (4.4, 8.25, 12.1)
+    n = 32
+    ex = Examples(np.arange(n), {"mfcc": Ragged.from_rows([np.zeros((k, 2)) for k in range(1, n + 1)]),
+                                 "input_ids": Ragged.from_rows([np.ones(1, np.int32)] * (n - 1) + [np.ones(9, np.int32)]),
+                                 "label": np.zeros(n, np.int32), "weight": np.ones(n, np.float32)},
+                  {"mfcc": 32, "input_ids": 16})
+    shapes = length_buckets(ex, 4)
+    assert shapes == ({"mfcc": 16, "input_ids": 8}, {"mfcc": 24, "input_ids": 16}, {"mfcc": 32, "input_ids": 16})
+    bucket = ex.with_buckets(shapes).bucket_of()
+    assert list(bucket[[0, 15, 16, 23, 24, 30]]) == [0, 0, 1, 1, 2, 2]
+    assert bucket[31] == 2  # 32 frames and 9 tokens
+    assert length_buckets(ex, 1) == () and ex.bucket_of().max() == 0  # off: one bucket, the full sizes
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_bucketed_order_keeps_the_examples_and_every_batch_fits_its_steps_bucket_for_every_seed(train):
+    rng = np.random.default_rng(0)
+    buckets = rng.integers(0, 4, 103)
+    for epoch in range(3):
+        step_bucket = batch_buckets(103, 8, train=train, epoch=epoch, buckets=buckets)
+        for seed in range(4):
+            plain = batch_order(103, 8, train=train, seed=seed, epoch=epoch)
+            order = batch_order(103, 8, train=train, seed=seed, epoch=epoch, buckets=buckets)
+            assert order.shape == plain.shape == (len(step_bucket), 8)
+            assert sorted(order[order >= 0]) == sorted(plain[plain >= 0])  # the same examples, regrouped
+            for row, bucket in zip(order, step_bucket):
+                assert (buckets[row[row >= 0]] <= bucket).all()
+        assert np.mean(step_bucket == step_bucket.max()) < 0.5  # most batches are not the longest
+    orders = [batch_order(103, 8, train=True, seed=0, epoch=e, buckets=buckets) for e in (0, 1)]
+    assert not np.array_equal(orders[0], orders[1])
+
+
+def test_bucketed_batches_are_padded_to_their_buckets_shape():
+    ex = _bucketed(_examples)()
+    shapes = [s["mfcc"] for s in ex.shapes()]
+    assert len(shapes) > 1 and shapes[-1] == 8
+    seen = set()
+    for train in (True, False):
+        for batch in batches(ex, global_batch_size=4, train=train, seed=1):
+            length = batch["mfcc"].shape[1]
+            seen.add(length)
+            assert length in shapes and batch["mfcc_length"].max() <= length
+            for row, i, frames in zip(batch["mfcc"], batch["index"], batch["mfcc_length"]):
+                assert (row[:frames] == max(i, 0)).all() and (row[frames:] == 0).all()
+    assert len(seen) > 1
+    for train in (True, False):  # the TensorFlow-free batches (inference, benchmarks) are the same
+        for a, b in zip(batches(ex, global_batch_size=4, train=train, seed=1, epoch=2),
+                        numpy_batches(ex, 4, train=train, seed=1, epoch=2), strict=True):
+            assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("make", [_examples, _dialogues, _bucketed(_examples), _bucketed(_dialogues)])
 def test_seed_batches_stack_each_seeds_own_batches_in_one_pipeline(make):
     ex = make()
     stacked = list(seed_batches(ex, seeds=[3, 4, 5], global_batch_size=2, epoch=1, process_index=1, process_count=2))

@@ -7,12 +7,15 @@ An example is what one row of a batch holds: an utterance (MFCC frames, tokens, 
 dialogue (a sequence of utterance vectors and labels). Every example set has a ``label`` and a
 ``weight`` field of the same shape (``(n,)`` per utterance, or ragged rows per dialogue): weight 1
 marks a real utterance, so metrics and prediction files read only what is real. Ragged fields are
-padded with zeros to a fixed size per field, so the jitted step never recompiles.
+padded with zeros to a few fixed sizes: the field's full size, or, with length buckets, the size of
+the shortest bucket that holds every ragged field of the batch's examples, so the jitted step
+compiles once per bucket and short examples do not pay for the longest.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -72,6 +75,7 @@ class Examples:
     ids: Field
     fields: dict[str, Field]
     sizes: dict[str, int] = dataclasses.field(default_factory=dict)  # padded length of each ragged field
+    buckets: tuple[dict[str, int], ...] = ()  # padded lengths of the length buckets, shortest first (see `length_buckets`)
 
     def __post_init__(self):
         for name in ("label", "weight"):
@@ -87,11 +91,28 @@ class Examples:
     def take(self, indices) -> "Examples":
         indices = np.asarray(indices, np.int64)
         pick = lambda f: f.take(indices) if isinstance(f, Ragged) else f[indices]  # noqa: E731
-        return Examples(pick(self.ids), {n: pick(f) for n, f in self.fields.items()}, self.sizes)
+        return Examples(pick(self.ids), {n: pick(f) for n, f in self.fields.items()}, self.sizes, self.buckets)
 
-    def padded(self) -> dict[str, np.ndarray]:
-        """Every example as fixed-shape arrays: one batch of all of them."""
-        return {n: f.padded(self.sizes[n]) if isinstance(f, Ragged) else f for n, f in self.fields.items()}
+    def with_buckets(self, buckets: tuple[dict[str, int], ...]) -> "Examples":
+        return dataclasses.replace(self, buckets=tuple(buckets))
+
+    def shapes(self) -> tuple[dict[str, int], ...]:
+        """The padded lengths a batch may have: one per bucket, or the full sizes."""
+        return self.buckets or (self.sizes,)
+
+    def bucket_of(self) -> np.ndarray:
+        """(n,) each example's bucket: the shortest of `shapes` that holds every one of its ragged fields."""
+        fits = np.ones((len(self), len(self.shapes())), bool)
+        for name, field in self.fields.items():
+            if isinstance(field, Ragged):
+                fits &= field.lengths[:, None] <= np.array([shape[name] for shape in self.shapes()])[None]
+        return fits.argmax(axis=1)
+
+    def padded(self, shape: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+        """Every example as fixed-shape arrays, ragged fields padded to `shape` (default: the full sizes):
+        one batch of all of them."""
+        shape = shape or self.sizes
+        return {n: f.padded(shape[n]) if isinstance(f, Ragged) else f for n, f in self.fields.items()}
 
     def utterance_ids(self) -> np.ndarray:
         """The ids of the real utterances, in the order in which `real` selects their outputs."""
@@ -124,17 +145,46 @@ def utterance_examples(utterances: list[Utterance], indices, label_set: LabelSet
         fields.update(mfcc=frames, mfcc_length=frames.lengths.astype(np.int32))
         sizes["mfcc"] = max_frames
     if tokenizer is not None:
-        fields["input_ids"], fields["attention_mask"] = tokenize(
-            [utterances[i].transcript for i in indices], tokenizer, max_tokens)
+        ids, mask = tokenize([utterances[i].transcript for i in indices], tokenizer, max_tokens)
+        lengths = mask.sum(axis=1)  # the tokenizer pads on the right
+        fields["input_ids"], fields["attention_mask"] = (Ragged.from_rows([row[:n] for row, n in zip(a, lengths)],
+                                                                          dtype=np.int32) for a in (ids, mask))
+        sizes.update(input_ids=max_tokens, attention_mask=max_tokens)
     return Examples(np.array([utterances[i].utterance_id for i in indices]), fields, sizes)
 
 
-def batch_order(n: int, global_batch_size: int, *, train: bool, seed: int = 0, epoch: int = 0) -> np.ndarray:
+def length_buckets(examples: Examples, count: int, multiple: int = 8) -> tuple[dict[str, int], ...]:
+    """Up to `count` padded shapes that group examples of similar length (none for ``count <= 1``).
+
+    An example's fill is the largest fraction of its padded size that any of its ragged fields uses;
+    bucket k pads every ragged field to the k/count quantile of the fills of `examples` (the training
+    part, so that every part shares its shapes), rounded up to a multiple of `multiple`; the last
+    bucket is the full sizes, so every example fits one.
+    """
+    ragged = {name: f.lengths for name, f in examples.fields.items() if isinstance(f, Ragged)}
+    if count <= 1 or not ragged or not len(examples):
+        return ()
+    fill = np.max([np.minimum(lengths, examples.sizes[name]) / examples.sizes[name]
+                   for name, lengths in ragged.items()], axis=0)
+    shapes = []
+    for fraction in [*np.quantile(fill, np.arange(1, count) / count), 1.0]:
+        shape = {name: min(examples.sizes[name], multiple * math.ceil(fraction * examples.sizes[name] / multiple))
+                 for name in ragged}
+        if not shapes or shape != shapes[-1]:
+            shapes.append(shape)
+    return tuple(shapes)
+
+
+def batch_order(n: int, global_batch_size: int, *, train: bool, seed: int = 0, epoch: int = 0,
+                buckets: np.ndarray | None = None) -> np.ndarray:
     """(steps, global_batch_size) example indices of one pass; -1 marks a padding slot.
 
     Training: a permutation that depends only on (seed, epoch), the incomplete last batch dropped, so
     a resumed run sees the batches of an uninterrupted one. Evaluation: every example once, in order,
-    the last batch padded.
+    the last batch padded. With `buckets` (each example's length bucket), the same examples are
+    grouped by bucket (keeping their order within a bucket) before they are cut into batches, and
+    training batches are then shuffled by the epoch alone, so that every seed's batch at one step
+    comes from the same bucket (`batch_buckets`).
     """
     if train:
         if n < global_batch_size:
@@ -142,8 +192,27 @@ def batch_order(n: int, global_batch_size: int, *, train: bool, seed: int = 0, e
         steps = n // global_batch_size
         order = np.random.default_rng([seed, epoch]).permutation(n)[: steps * global_batch_size]
     else:
-        order = np.concatenate([np.arange(n), np.full(-n % global_batch_size, -1)])
-    return order.reshape(-1, global_batch_size)
+        order = np.arange(n)
+    if buckets is not None:
+        order = order[np.argsort(buckets[order], kind="stable")]
+    order = np.concatenate([order, np.full(-len(order) % global_batch_size, -1)]).reshape(-1, global_batch_size)
+    return order[_bucket_shuffle(len(order), epoch)] if buckets is not None and train else order
+
+
+def batch_buckets(n: int, global_batch_size: int, *, train: bool, epoch: int, buckets: np.ndarray) -> np.ndarray:
+    """(steps,) the bucket that holds every example of each step of `batch_order` (with `buckets`), for
+    any seed: batch j of the sorted examples holds positions up to (j + 1) * size - 1 of the kept ones,
+    and a training pass keeps all but `dropped` examples, so its bucket is at most that of position
+    (j + 1) * size - 1 + dropped of all the examples sorted by bucket."""
+    steps = n // global_batch_size if train else -(-n // global_batch_size)
+    dropped = n - steps * global_batch_size if train else 0
+    last = np.minimum(np.arange(1, steps + 1) * global_batch_size - 1 + dropped, n - 1)
+    bucket = np.sort(buckets)[last]
+    return bucket[_bucket_shuffle(steps, epoch)] if train else bucket
+
+
+def _bucket_shuffle(steps: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([epoch, 1]).permutation(steps)
 
 
 def process_share(order: np.ndarray, process_index: int, process_count: int) -> np.ndarray:
@@ -158,10 +227,15 @@ def process_share(order: np.ndarray, process_index: int, process_count: int) -> 
     return order.reshape(steps, process_count, size // process_count)[:, process_index]
 
 
-def numpy_batches(examples: Examples, batch_size: int):
-    """Evaluation batches without TensorFlow (inference, benchmarks): fixed shapes, padding weight 0."""
-    for rows in batch_order(len(examples), batch_size, train=False):
-        batch = examples.take(np.maximum(rows, 0)).padded()
+def numpy_batches(examples: Examples, batch_size: int, *, train: bool = False, seed: int = 0, epoch: int = 0):
+    """The batches `mer_jax.data.pipeline.batches` yields on one process, without TensorFlow (inference,
+    benchmarks): padding slots have weight 0 and index -1; ragged fields padded to the step's bucket."""
+    buckets = examples.bucket_of() if examples.buckets else None
+    order = batch_order(len(examples), batch_size, train=train, seed=seed, epoch=epoch, buckets=buckets)
+    step_bucket = (np.zeros(len(order), int) if buckets is None
+                   else batch_buckets(len(examples), batch_size, train=train, epoch=epoch, buckets=buckets))
+    for rows, bucket in zip(order, step_bucket):
+        batch = examples.take(np.maximum(rows, 0)).padded(examples.shapes()[bucket])
         batch["weight"] = batch["weight"] * (rows >= 0).reshape(-1, *[1] * (batch["weight"].ndim - 1))
         batch["index"] = rows.astype(np.int32)
         yield batch

@@ -23,7 +23,7 @@ from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 from mer_jax.config import validate
-from mer_jax.data.examples import Examples
+from mer_jax.data.examples import Examples, length_buckets
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.splits import Split
 from mer_jax.data.tokenizer import get_tokenizer, tokenizer_name
@@ -74,7 +74,8 @@ def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathl
     Utterance-level models read MFCCs and tokens; a tokenizer (fitted on the training transcripts
     where it is a word vocabulary) is saved with the fold, and a fold that has one uses it, so
     resumed runs, re-evaluation and inference tokenize as training did. Dialogue-level models read
-    utterance vectors, computed from the fold's training part only.
+    utterance vectors, computed from the fold's training part only. Every part shares the length
+    buckets of the training part (``features.length_buckets``).
     """
     write = write and is_writer()
     spec = get_model_spec(config.model.name)
@@ -98,6 +99,8 @@ def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathl
             if write:
                 tokenizer.save_pretrained(str(saved))
         examples = {part: examples_of(config, data, getattr(split, part), tokenizer) for part in PARTS}
+    buckets = length_buckets(examples["train"], config.features.length_buckets)
+    examples = {part: e.with_buckets(buckets) for part, e in examples.items()}
     if write:
         (workdir / SIZES).write_text(json.dumps(sizes))
     return FoldData(examples, data.label_set, sizes)
