@@ -47,7 +47,9 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         validation_fraction=0.1,
         test_sessions=("Ses05",),
     )
-    c.model = {"name": model, **spec.defaults}  # the model's own section (mer_jax/models/<name>.py DEFAULTS)
+    # the model's own section (mer_jax/models/<name>.py DEFAULTS), and the dtype the whole model computes
+    # in: float32, or bfloat16 (mixed precision on accelerators: parameters and optimiser stay float32)
+    c.model = {"name": model, "dtype": "float32", **spec.defaults}
     c.objective = objective_defaults(spec.objective)  # the loss and its parameters (training/objectives.py)
     for name, section in spec.sections.items():  # sections only this model reads (models/registry.py)
         c[name] = dict(section)
@@ -74,6 +76,9 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         schedule="warmup_cosine",  # warmup_cosine | constant
         warmup_fraction=0.05,
         seeds=1,  # how many seeds (config.seed, seed + 1, ...) train together in one vmapped program
+        # none | balanced | sqrt: weigh each training utterance's loss by its class, n / (C n_c) (or its
+        # square root), so that rare classes count (validation and test are never weighted)
+        class_weights="none",
         accumulate_steps=1,  # gradient accumulation: one update per k batches (effective batch k x batch_size)
         clip_norm=1.0,  # global-norm gradient clipping; 0: none
         select_metric="ua",  # validation metric that chooses the checkpoint
@@ -112,7 +117,9 @@ def validate(config) -> None:
     choices = {
         "data.corpus": READERS, "data.label_set": LABEL_SETS, "split.protocol": PROTOCOLS,
         "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1", "binary_accuracy", "binary_f1"),
-        "text.dtype": ("float32", "bfloat16"), "train.optimizer": ("adamw", "adam"),
+        "text.dtype": ("float32", "bfloat16"),
+        "model.dtype": ("float32", "bfloat16"),
+        "train.class_weights": ("none", "balanced", "sqrt"), "train.optimizer": ("adamw", "adam"),
         "train.schedule": ("warmup_cosine", "constant"),
     }
     for field, allowed in choices.items():
@@ -128,7 +135,7 @@ def validate(config) -> None:
             raise ConfigError(f"config field {field} = {config[section][name]!r}: must be positive")
     try:
         spec = get_model_spec(config.model.name)
-        _same_fields("model", config.model, {"name": config.model.name, **spec.defaults})
+        _same_fields("model", config.model, {"name": config.model.name, "dtype": "float32", **spec.defaults})
         _same_fields("objective", config.objective, objective_defaults(config.objective.name))
         spec.check(config.model)
         spec.check_sections(config)

@@ -57,7 +57,7 @@ class Predictor:
                               "vectors, not single files; score its corpus with mer-jax evaluate")
         reads_text = "text" in get_model_spec(config.model.name).modalities(config)
         tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer")) if (run_dir / "tokenizer").exists() else None
-        split = SplitModel.of(load_best(config, run_dir, seed_index))
+        split = SplitModel.of(load_best(config, run_dir, seed_index), config.model.dtype)
         if reads_text and tokenizer is None:
             raise FileNotFoundError(f"{run_dir}: the run reads text but has no tokenizer folder")
         return cls(config, tokenizer, split, split.params, split.other)
@@ -101,7 +101,7 @@ class Predictor:
         """The model output `name` (e.g. ``attention``) of every example, batch by batch: an iterator of
         (numpy batch, output for its rows), padding rows (index -1) included."""
         if self._forward is None:
-            self._forward = jax.jit(lambda params, other, batch, name: self._split.merge(params, other)(batch)[name],
+            self._forward = jax.jit(lambda params, other, batch, name: self._split.outputs(params, other, batch)[name],
                                     static_argnames="name")
         for batch in numpy_batches(examples, batch_size):
             yield batch, np.asarray(self._forward(self._params, self._other, jax.device_put(batch), name=name))

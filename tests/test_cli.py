@@ -47,11 +47,12 @@ def test_bad_corpus_is_refused_naming_both_problems(broken_corpus, tmp_path):
 
 @pytest.fixture(scope="module")
 def trained_run(broken_corpus, tmp_path_factory):
-    """A tiny fused run on the broken corpus with bad input skipped."""
+    """A tiny fused run on the broken corpus with bad input skipped, in bfloat16 with a class-weighted loss."""
     root, _, _ = broken_corpus
     workdir = tmp_path_factory.mktemp("run") / "fused"
     result = mer_jax("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={root}",
-                     f"--config.data.cache_dir={workdir.parent / 'cache'}", "--config.data.skip_bad_input=True", *TINY)
+                     f"--config.data.cache_dir={workdir.parent / 'cache'}", "--config.data.skip_bad_input=True",
+                     "--config.model.dtype=bfloat16", "--config.train.class_weights=balanced", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 
@@ -63,6 +64,7 @@ def test_skip_option_completes_and_reports_two_skipped(trained_run):
     assert metrics["skipped_bad_input"] == 2
     report = (workdir / "report.txt").read_text()
     assert "2 utterance(s) skipped" in report and "held-out session(s) Ses05" in report
+    assert "computes in bfloat16" in report and "training loss weighted by class (balanced)" in report
     for name in ("config.json", "test_predictions.csv", "tokenizer", "checkpoints/best", "checkpoints/latest"):
         assert (workdir / name).exists(), name
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))

@@ -23,6 +23,9 @@ def test_defaults_are_the_dynamic_fusion_papers_setting():
     ("model.num_heads", 7, "multiple of model.num_heads = 7"),
     ("model.query", "mean", "model.query = 'mean': must be one of"),
     ("objective.name", "focal", "objective.name = 'focal': must be one of"),
+    ("model.dtype", "float16", "model.dtype = 'float16': must be one of"),
+    ("train.class_weights", "inverse", "train.class_weights = 'inverse': must be one of"),
+    ("features.length_buckets", 0, "features.length_buckets = 0: must be positive"),
 ])
 def test_values_no_run_can_use_are_refused(field, value, message):
     c = base_config()

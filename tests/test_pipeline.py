@@ -166,3 +166,18 @@ def test_seed_batches_stack_each_seeds_own_batches_in_one_pipeline(make):
             np.testing.assert_array_equal(batch[name], np.stack([seed[step][name] for seed in per_seed]))
     orders = np.stack([batch["index"] for batch in stacked], axis=1)  # (seeds, steps, local batch)
     assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])  # own orders
+
+
+@pytest.mark.parametrize("power, weights", [(1.0, [2 / 3, 2 / 3, 2 / 3, 2.0]), (0.5, [0.8453, 0.8453, 0.8453, 1.4641])])
+def test_class_weights_by_hand_per_utterance_and_per_dialogue(power, weights):
+    # labels 0, 0, 0, 1 of 3 classes: n / (C n_c) = 4/9 and 4/3, scaled to mean 1 -> 2/3 and 2 (classes
+    # 0 and 1 then weigh 2 each); power 0.5: 2/3 and 1.1547 -> 0.8453 and 1.4641
+    utterances = Examples(np.arange(4), {"label": np.array([0, 0, 0, 1], np.int32), "weight": np.ones(4, np.float32)})
+    np.testing.assert_allclose(utterances.class_weighted(3, power).fields["weight"], weights, rtol=1e-4)
+    dialogues = Examples(Ragged.from_rows([np.arange(3), np.arange(1)]),
+                         {"label": Ragged.from_rows([np.array([0, 1, 0], np.int32), np.array([0], np.int32)]),
+                          "weight": Ragged.from_rows([np.ones(3, np.float32), np.ones(1, np.float32)])},
+                         {"label": 3, "weight": 3})
+    weighted = dialogues.class_weighted(3, power).fields["weight"]
+    np.testing.assert_allclose(weighted.values, np.array(weights)[[0, 3, 1, 2]], rtol=1e-4)
+    assert list(weighted.lengths) == [3, 1]

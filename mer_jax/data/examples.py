@@ -130,6 +130,21 @@ class Examples:
         """The class index of every real utterance, flattened like `real`."""
         return self.real(self.padded_field("label"))
 
+    def class_weighted(self, num_classes: int, power: float) -> "Examples":
+        """Each real utterance weighted by (n / (C n_c)) ** power, n_c its class's count among the n real
+        utterances (power 1: every class weighs the same in the loss, scikit-learn's "balanced"; 0.5:
+        halfway), scaled so that the mean weight stays 1."""
+        labels = self.labels()
+        counts = np.bincount(labels, minlength=num_classes)
+        per_class = (len(labels) / (num_classes * np.maximum(counts, 1))) ** power
+        per_class = (per_class / per_class[labels].mean()).astype(np.float32)
+        label, weight = self.fields["label"], self.fields["weight"]
+        if isinstance(weight, Ragged):
+            weighted = Ragged(weight.values * per_class[label.values], weight.lengths)
+        else:
+            weighted = weight * per_class[label]
+        return dataclasses.replace(self, fields={**self.fields, "weight": weighted})
+
 
 def utterance_examples(utterances: list[Utterance], indices, label_set: LabelSet, *,
                        audio: AudioFeatures | None = None, max_frames: int = 0,

@@ -39,7 +39,10 @@ def format_report(results: dict, config) -> str:
     folds = results["folds"]
     protocol = folds[0]["protocol"] if len(folds) == 1 else f"{len(folds)} folds: " + folds[0]["protocol"].split(",")[0]
     lines = [
-        f"model: {config.model.name} ({config.model.modalities}); text encoder: {config.text.encoder}",
+        f"model: {config.model.name} ({config.model.modalities}); text encoder: {config.text.encoder}"
+        + (f"; computes in {config.model.dtype}" if config.model.dtype != "float32" else "")
+        + (f"; training loss weighted by class ({config.train.class_weights})" if config.train.class_weights != "none"
+           else ""),
         f"data: {results['corpus']}; label set {config.data.label_set}; "
         f"{results['skipped_bad_input']} utterance(s) skipped as bad input",
         f"protocol: {protocol}; checkpoint chosen by validation {config.train.select_metric}"

@@ -44,6 +44,7 @@ class TransformerEncoder(nnx.Module):
     def __call__(self, input_ids: jax.Array, attention_mask: jax.Array) -> EncoderOutput:
         mask = attention_mask.astype(bool)
         x = self.token_embedding(input_ids) + self.position_embedding(jnp.arange(input_ids.shape[1]))[None]
+        x = x.astype(self.token_embedding.embedding.dtype)  # nnx.Embed returns float32 even from bfloat16 tables
         x = self.dropout(x)
         for block in self.blocks:
             x = block(x, mask)

@@ -39,7 +39,9 @@ def _on_tokens_and_frames(module):
     """A builder for models that read MFCC frames and tokens through the config's text encoder."""
     def build(config, sizes: dict, rngs: nnx.Rngs):
         reads_text = "text" in config.model.modalities
-        encoder, hidden = (build_text_encoder(config.text, max_tokens=config.features.max_tokens,
+        # a pretrained encoder computes in text.dtype, or in bfloat16 with the whole model (model.dtype)
+        dtype = config.text.dtype if config.model.dtype == "float32" else config.model.dtype
+        encoder, hidden = (build_text_encoder(config.text, dtype=dtype, max_tokens=config.features.max_tokens,
                                               dropout=config.model.dropout, frozen=config.train.freeze_encoder,
                                               vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
         return module.build(config.model, num_classes=sizes["num_classes"], n_mfcc=config.features.n_mfcc,

@@ -10,9 +10,9 @@ from mer_jax.encoders import from_pretrained
 from mer_jax.layers.transformer import TransformerEncoder
 
 
-def build_text_encoder(text, *, max_tokens: int, dropout: float, frozen: bool, vocab_size: int,
+def build_text_encoder(text, *, dtype: str, max_tokens: int, dropout: float, frozen: bool, vocab_size: int,
                        rngs: nnx.Rngs) -> tuple[nnx.Module, int]:
-    """The encoder named by ``text.encoder``, and its hidden size.
+    """The encoder named by ``text.encoder``, and its hidden size; a pretrained one computes in `dtype`.
 
     ``transformer`` is the small randomly initialised encoder; anything else is a Hugging Face BERT
     or DeBERTa-v2/v3 checkpoint (folder or hub id) loaded into our Flax port. A frozen ("static")
@@ -22,6 +22,6 @@ def build_text_encoder(text, *, max_tokens: int, dropout: float, frozen: bool, v
         encoder = TransformerEncoder(vocab_size, max_tokens, text.hidden, text.layers, text.heads, dropout, rngs=rngs)
         return encoder, text.hidden
     no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    encoder, hf_config = from_pretrained(text.encoder, dtype=jnp.dtype(text.dtype), rngs=rngs,
+    encoder, hf_config = from_pretrained(text.encoder, dtype=jnp.dtype(dtype), rngs=rngs,
                                          **(no_dropout if frozen else {}))
     return encoder, hf_config.hidden_size

@@ -75,7 +75,8 @@ def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathl
     where it is a word vocabulary) is saved with the fold, and a fold that has one uses it, so
     resumed runs, re-evaluation and inference tokenize as training did. Dialogue-level models read
     utterance vectors, computed from the fold's training part only. Every part shares the length
-    buckets of the training part (``features.length_buckets``).
+    buckets of the training part (``features.length_buckets``); ``train.class_weights`` weighs the
+    training part's utterances by class (`Examples.class_weighted`).
     """
     write = write and is_writer()
     spec = get_model_spec(config.model.name)
@@ -101,11 +102,14 @@ def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathl
         examples = {part: examples_of(config, data, getattr(split, part), tokenizer) for part in PARTS}
     buckets = length_buckets(examples["train"], config.features.length_buckets)
     examples = {part: e.with_buckets(buckets) for part, e in examples.items()}
+    if config.train.class_weights != "none":
+        examples["train"] = examples["train"].class_weighted(sizes["num_classes"], CLASS_WEIGHTS[config.train.class_weights])
     if write:
         (workdir / SIZES).write_text(json.dumps(sizes))
     return FoldData(examples, data.label_set, sizes)
 
 
+CLASS_WEIGHTS = {"balanced": 1.0, "sqrt": 0.5}  # train.class_weights -> the power of n / (C n_c)
 SIZES = "model_sizes.json"  # a fold's model sizes, which inference rebuilds the model from
 
 
@@ -134,7 +138,7 @@ def build_trainable(config, fold: FoldData) -> Trainable:
     for seed in run_seeds(config):
         model = build_model(config, fold.sizes, seed)
         model.prepare(fold.examples["train"])
-        splits.append(SplitModel.of(model))
+        splits.append(SplitModel.of(model, config.model.dtype))
     split = splits[0]
     groups = parameter_groups(split.params, model.encoder_modules)
     steps_per_epoch = len(fold.examples["train"]) // config.train.batch_size
@@ -330,7 +334,7 @@ def load_best_seeds(config, workdir) -> tuple[SplitModel, nnx.State, nnx.State]:
     """A trained fold's best models of all its seeds: the split model and the stacked params and other state."""
     workdir = pathlib.Path(workdir)
     sizes = json.loads((workdir / SIZES).read_text())
-    splits = [SplitModel.of(build_model(config, sizes, seed)) for seed in run_seeds(config)]
+    splits = [SplitModel.of(build_model(config, sizes, seed), config.model.dtype) for seed in run_seeds(config)]
     checkpoints = RunCheckpoints(workdir)
     best = checkpoints.restore_best({"params": stack([s.params for s in splits]),
                                      "other": stack([s.other for s in splits])})

@@ -10,6 +10,11 @@ statistics; carried, not trained). Each step merges them inside `jax.jit`, so th
 Python-side module state. Every step reseeds the model's ``dropout`` stream from its key, derived
 from (seed, step): each dropout layer draws a new mask every step, and a resumed run draws the same
 masks as an uninterrupted one.
+
+Mixed precision (``model.dtype``): parameters, optimiser state and gradients stay float32; inside
+each step the floating parameters, the other state and the batch's floating fields are cast to the
+compute dtype (e.g. bfloat16), so every layer of the model computes in it; updated other state
+(batch-norm averages) is cast back, and losses and probabilities are computed in float32.
 """
 
 from __future__ import annotations
@@ -31,14 +36,22 @@ class SplitModel:
     params: nnx.State
     other: nnx.State
     rngs: nnx.State
+    compute_dtype: jnp.dtype = jnp.dtype(jnp.float32)  # what the model computes in (``model.dtype``)
 
     @classmethod
-    def of(cls, model: nnx.Module) -> "SplitModel":
+    def of(cls, model: nnx.Module, compute_dtype: str = "float32") -> "SplitModel":
         model.train()
         train_graph, params, rngs, other = nnx.split(model, nnx.Param, nnx.RngState, ...)
         model.eval()
         eval_graph, *_ = nnx.split(model, nnx.Param, nnx.RngState, ...)
-        return cls(train_graph, eval_graph, params, other, rngs)
+        return cls(train_graph, eval_graph, params, other, rngs, jnp.dtype(compute_dtype))
+
+    def cast(self, tree):
+        """The floating arrays of `tree` in the compute dtype (integers and booleans as they are)."""
+        if self.compute_dtype == jnp.float32:
+            return tree
+        return jax.tree.map(lambda x: x.astype(self.compute_dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                            tree)
 
     def merge(self, params, other, train: bool = False) -> nnx.Module:
         # Fresh copies of the RNG and other state (e.g. batch-norm statistics), so that reseeding or
@@ -48,12 +61,16 @@ class SplitModel:
 
     def apply(self, params, other, batch, dropout_key) -> tuple[dict, nnx.State]:
         """Training-mode outputs with dropout masks drawn from `dropout_key`, and the updated `other`
-        state (e.g. batch-norm running averages)."""
-        model = self.merge(params, other, train=True)
+        state (e.g. batch-norm running averages), in the dtypes `other` came in."""
+        model = self.merge(*self.cast((params, other)), train=True)
         nnx.reseed(model, dropout=dropout_key)
-        outputs = model(batch)
-        _, _, _, other = nnx.split(model, nnx.Param, nnx.RngState, ...)
-        return outputs, other
+        outputs = model(self.cast(batch))
+        _, _, _, updated = nnx.split(model, nnx.Param, nnx.RngState, ...)
+        return outputs, jax.tree.map(lambda new, old: new.astype(old.dtype), updated, other)
+
+    def outputs(self, params, other, batch) -> dict:
+        """Evaluation-mode outputs of a batch, computed in the compute dtype."""
+        return self.merge(*self.cast((params, other)))(self.cast(batch))
 
 
 def accuracy(logits: jax.Array, batch: dict) -> jax.Array:
@@ -95,7 +112,7 @@ def make_eval_step(split: SplitModel, *, seeds: bool = False):
     (N, B, ..., C).
     """
     def probabilities(params, other, batch):
-        return jax.nn.softmax(split.merge(params, other)(batch)["logits"].astype(jnp.float32), axis=-1)
+        return jax.nn.softmax(split.outputs(params, other, batch)["logits"].astype(jnp.float32), axis=-1)
 
     return jax.jit(jax.vmap(probabilities, in_axes=(0, 0, None)) if seeds else probabilities)
 
