@@ -9,9 +9,10 @@ real model, optimiser and train step of ``configs/meld_text_minilm.py`` (all-Min
     (a) one training epoch (and one pass over the validation part) with length_buckets = 1,
     (b) the same with length_buckets = K (default 4),
 
-each after a warm-up that compiles every shape once (its time printed apart). With ``--utterances``
-it times that many training utterances (a whole number of batches) and scales to the full training
-part; batches are built on the host (numpy, `numpy_batches`) before the clock starts. It prints the
+each after a warm-up that compiles every shape once (its time printed apart), timed in the order
+a, b, b, a (a load that drifts during the run biases neither). With ``--utterances`` it times that
+many training utterances (a whole number of batches) and scales to the full training part; batches
+are built on the host (numpy, `numpy_batches`) before the clock starts. It prints the
 padded tokens per step, seconds per epoch, and (a)/(b) (goal >= 2x). Imports no TensorFlow.
 
     python benchmarks/length_buckets.py --root=../shared/data/meld --encoder=$(python -c \\
@@ -39,36 +40,42 @@ from mer_jax.training.experiment import load_experiment_data  # noqa: E402
 from mer_jax.training.loop import FoldData, build_trainable, prepare_fold_data  # noqa: E402
 
 
-def time_epoch(config, fold: FoldData, count: int, utterances: int) -> dict:
-    """Compile every shape, then time one training epoch over `utterances` examples and one validation pass."""
+def prepare(config, fold: FoldData, count: int, utterances: int) -> dict:
+    """Compile every shape of `count` buckets; return the compile time and functions that run one
+    training epoch over `utterances` examples and one validation pass."""
     buckets = length_buckets(fold.examples["train"], count)
     examples = {part: e.with_buckets(buckets) for part, e in fold.examples.items()}
     train = examples["train"].take(np.arange(utterances))
     trainable = build_trainable(config, FoldData(examples, fold.label_set, fold.sizes))
-    params, other, opt_state = (trainable.state[k] for k in ("params", "other", "opt_state"))
+    state = [trainable.state[k] for k in ("params", "other", "opt_state")]
     keys = jax.random.split(jax.random.key(0), 1)
     seeded = lambda batch: sharding.global_batch({k: v[None] for k, v in batch.items()}, trainable.mesh, axis=1)  # noqa: E731
     steps = [seeded(b) for b in numpy_batches(train, config.train.batch_size, train=True, seed=config.seed)]
     validation = [sharding.global_batch(b, trainable.mesh)
                   for b in numpy_batches(examples["validation"], config.train.batch_size)]
+
+    def run_train(batches):
+        params, other, opt_state = state
+        for batch in batches:
+            params, other, opt_state, measured = trainable.train_step(params, other, opt_state, batch, keys)
+        jax.block_until_ready(measured)
+        state[:] = params, other, opt_state  # the step donates its inputs
+
+    def run_validation(batches):
+        jax.block_until_ready([trainable.eval_step(state[0], state[1], batch) for batch in batches])
+
     start = time.perf_counter()
-    for batch in {b["input_ids"].shape: b for b in steps}.values():  # every shape compiled once
-        jax.block_until_ready(trainable.train_step(params, other, opt_state, batch, keys))
-    for batch in {b["input_ids"].shape: b for b in validation}.values():
-        jax.block_until_ready(trainable.eval_step(params, other, batch))
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for batch in steps:
-        params, other, opt_state, measured = trainable.train_step(params, other, opt_state, batch, keys)
-    jax.block_until_ready(measured)
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    jax.block_until_ready([trainable.eval_step(params, other, batch) for batch in validation])
-    validation_s = time.perf_counter() - start
-    full_steps = len(fold.examples["train"]) // config.train.batch_size
-    return {"shapes": sorted({b["input_ids"].shape[-1] for b in steps}), "compile_s": compile_s,
+    run_train({b["input_ids"].shape: b for b in steps}.values())  # every shape compiled once
+    run_validation({b["input_ids"].shape: b for b in validation}.values())
+    return {"shapes": sorted({b["input_ids"].shape[-1] for b in steps}), "compile_s": time.perf_counter() - start,
             "tokens_per_step": float(np.mean([b["input_ids"].shape[-1] for b in steps])),
-            "train_s": train_s * full_steps / len(steps), "validation_s": validation_s}
+            "train": lambda: run_train(steps), "validation": lambda: run_validation(validation)}
+
+
+def timed(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
 def main():
@@ -88,9 +95,14 @@ def main():
     print(f"MELD text only, {jax.devices()[0].device_kind}; {n} training utterances ({utterances} timed, "
           f"scaled to the epoch), {len(fold.examples['validation'])} validation; batch {config.train.batch_size}, "
           f"max_tokens {config.features.max_tokens}")
-    results = {}
-    for count in (1, args.buckets):
-        r = results[count] = time_epoch(config, fold, count, utterances)
+    results = {count: prepare(config, fold, count, utterances) for count in (1, args.buckets)}
+    scale = (n // config.train.batch_size) / (utterances // config.train.batch_size)
+    for part in ("train", "validation"):  # a, b, b, a: a load that drifts during the run biases neither
+        for r in results.values():
+            r[f"{part}_s"] = 0.0
+        for count in (1, args.buckets, args.buckets, 1):
+            results[count][f"{part}_s"] += timed(results[count][part]) / 2 * (scale if part == "train" else 1)
+    for count, r in results.items():
         print(f"length_buckets={count}: token shapes {r['shapes']}, {r['tokens_per_step']:.1f} tokens per step on "
               f"average; compile {r['compile_s']:.1f} s; train epoch {r['train_s']:.1f} s; "
               f"validation pass {r['validation_s']:.1f} s")
