@@ -39,7 +39,11 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # batches pad their frames and tokens (or a dialogue's utterances) to the shortest of this many
         # lengths (quantiles of the training part) that holds them; 1: always to the full size
         length_buckets=4,
+        deltas=0,  # 1: append delta MFCCs, 2: delta and delta-delta (librosa.feature.delta, width 9)
     )
+    # SpecAugment-style masking of the standardised MFCC frames in training (layers/spec_augment.py):
+    # bands of coefficients and spans of frames set to zero, drawn anew every step; 0 masks: off
+    c.augment = dict(freq_masks=0, freq_width=8, time_masks=0, time_width=40)
     c.split = dict(
         protocol="random",  # random | holdout | loso | official
         seed=0,  # the split's own seed: runs with other model seeds (config.seed, train.seeds) share the split
@@ -119,7 +123,7 @@ def validate(config) -> None:
         "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1", "binary_accuracy", "binary_f1"),
         "text.dtype": ("float32", "bfloat16"),
         "model.dtype": ("float32", "bfloat16"),
-        "train.class_weights": ("none", "balanced", "sqrt"), "train.optimizer": ("adamw", "adam"),
+        "train.class_weights": ("none", "balanced", "sqrt"), "features.deltas": (0, 1, 2), "train.optimizer": ("adamw", "adam"),
         "train.schedule": ("warmup_cosine", "constant"),
     }
     for field, allowed in choices.items():
@@ -133,6 +137,9 @@ def validate(config) -> None:
         section, name = field.split(".")
         if config[section][name] <= 0:
             raise ConfigError(f"config field {field} = {config[section][name]!r}: must be positive")
+    for name, value in config.augment.items():
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(f"config field augment.{name} = {value!r}: must be a whole number >= 0")
     try:
         spec = get_model_spec(config.model.name)
         _same_fields("model", config.model, {"name": config.model.name, "dtype": "float32", **spec.defaults})

@@ -47,12 +47,14 @@ def test_bad_corpus_is_refused_naming_both_problems(broken_corpus, tmp_path):
 
 @pytest.fixture(scope="module")
 def trained_run(broken_corpus, tmp_path_factory):
-    """A tiny fused run on the broken corpus with bad input skipped, in bfloat16 with a class-weighted loss."""
+    """A tiny fused run on the broken corpus with bad input skipped, in bfloat16 with a class-weighted loss,
+    delta MFCCs and SpecAugment masks."""
     root, _, _ = broken_corpus
     workdir = tmp_path_factory.mktemp("run") / "fused"
     result = mer_jax("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={root}",
                      f"--config.data.cache_dir={workdir.parent / 'cache'}", "--config.data.skip_bad_input=True",
-                     "--config.model.dtype=bfloat16", "--config.train.class_weights=balanced", *TINY)
+                     "--config.model.dtype=bfloat16", "--config.train.class_weights=balanced",
+                     "--config.features.deltas=2", "--config.augment.time_masks=2", "--config.augment.freq_masks=2", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 

@@ -26,6 +26,8 @@ def test_defaults_are_the_dynamic_fusion_papers_setting():
     ("model.dtype", "float16", "model.dtype = 'float16': must be one of"),
     ("train.class_weights", "inverse", "train.class_weights = 'inverse': must be one of"),
     ("features.length_buckets", 0, "features.length_buckets = 0: must be positive"),
+    ("features.deltas", 3, "features.deltas = 3: must be one of"),
+    ("augment.time_masks", -1, "augment.time_masks = -1: must be a whole number >= 0"),
 ])
 def test_values_no_run_can_use_are_refused(field, value, message):
     c = base_config()

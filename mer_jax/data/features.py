@@ -32,21 +32,31 @@ class MfccParams:
     hop_length: int = 160
     n_mels: int = 64
     max_frames: int = 300
+    deltas: int = 0  # 1: append delta MFCCs; 2: delta and delta-delta
 
     @classmethod
     def from_config(cls, features) -> "MfccParams":
         """The MFCC settings of a config's ``features`` section."""
-        return cls(n_mfcc=features.n_mfcc, hop_length=features.hop_length, max_frames=features.max_frames)
+        return cls(n_mfcc=features.n_mfcc, hop_length=features.hop_length, max_frames=features.max_frames,
+                   deltas=features.deltas)
+
+
+def frame_features(features) -> int:
+    """The size of one frame a config's ``features`` section describes: n_mfcc x (1 + deltas)."""
+    return features.n_mfcc * (1 + features.deltas)
 
 
 def mfcc(wave: np.ndarray, params: MfccParams) -> np.ndarray:
-    """(frames, n_mfcc) float32 MFCCs of a 16 kHz mono waveform, truncated to params.max_frames."""
+    """(frames, n_mfcc x (1 + deltas)) float32 MFCCs of a 16 kHz mono waveform (then their deltas,
+    computed over the whole utterance), truncated to params.max_frames."""
     import librosa  # noqa: PLC0415 (librosa pulls numba; only feature extraction needs it)
 
     frames = librosa.feature.mfcc(
         y=wave, sr=SAMPLE_RATE, n_mfcc=params.n_mfcc, n_fft=params.n_fft, win_length=params.win_length,
         hop_length=params.hop_length, n_mels=params.n_mels,
     )
+    frames = np.concatenate([frames] + [librosa.feature.delta(frames, order=k, mode="nearest")
+                                        for k in range(1, params.deltas + 1)])
     return np.ascontiguousarray(frames.T[: params.max_frames], dtype=np.float32)
 
 

@@ -41,6 +41,7 @@ from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.bilstm import BiLSTM
 from mer_jax.layers.feature_norm import FeatureNorm
 from mer_jax.layers.pooling import length_mask, masked_mean
+from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models.base import EmotionModel
 
 MODALITIES = ("audio+text", "audio", "text")
@@ -54,13 +55,16 @@ class DynamicFusion(EmotionModel):
     def __init__(self, *, num_classes: int, modalities: str = "audio+text", n_mfcc: int = 40,
                  d_model: int = 256, num_heads: int = 8, dropout: float = 0.3, query: str = "frames",
                  audio_encoder: str = "bilstm", fusion: str = "cross_attention", share_kv: bool = False,
-                 text_encoder: nnx.Module | None = None, text_hidden: int = 0, rngs: nnx.Rngs):
+                 text_encoder: nnx.Module | None = None, text_hidden: int = 0, augment: SpecAugment | None = None,
+                 rngs: nnx.Rngs):
+        """`n_mfcc`: the size of one frame (with its deltas); `augment`: masking of the frames in training."""
         check(dict(modalities=modalities, d_model=d_model, num_heads=num_heads, dropout=dropout, query=query,
                    audio_encoder=audio_encoder, fusion=fusion, share_kv=share_kv))
         self.modalities, self.query, self.audio_encoder = modalities, query, audio_encoder
         self.fusion = fusion if modalities == "audio+text" else None
         if "audio" in modalities:
             self.feature_norm = FeatureNorm(n_mfcc)
+            self.augment = augment
             if audio_encoder == "bilstm":
                 self.bilstm = BiLSTM(n_mfcc, d_model // 2, rngs=rngs)
             else:
@@ -90,6 +94,8 @@ class DynamicFusion(EmotionModel):
         if "audio" in self.modalities:
             audio_mask = length_mask(batch["mfcc_length"], batch["mfcc"].shape[1])
             frames = self.feature_norm(batch["mfcc"])
+            if self.augment is not None:
+                frames = self.augment(frames, batch["mfcc_length"])
             audio = (self.bilstm(frames, batch["mfcc_length"]) if self.audio_encoder == "bilstm"
                      else self.frame_projection(frames))  # (B, T, d)
             outputs["audio_mean"] = masked_mean(audio, audio_mask)
@@ -149,6 +155,6 @@ def check(section) -> None:
 
 
 def build(section, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
-          rngs: nnx.Rngs) -> DynamicFusion:
+          augment: SpecAugment | None = None, rngs: nnx.Rngs) -> DynamicFusion:
     return DynamicFusion(num_classes=num_classes, n_mfcc=n_mfcc, text_encoder=text_encoder, text_hidden=text_hidden,
-                         rngs=rngs, **{field: section[field] for field in DEFAULTS})
+                         augment=augment, rngs=rngs, **{field: section[field] for field in DEFAULTS})

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from flax import nnx
 
+from mer_jax.data.features import frame_features
+from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models import dynamic_fusion, linear, lpgnet, lpgnet_frame
 from mer_jax.models.text_encoder import build_text_encoder
 
@@ -36,7 +38,8 @@ class ModelSpec:
 
 
 def _on_tokens_and_frames(module):
-    """A builder for models that read MFCC frames and tokens through the config's text encoder."""
+    """A builder for models that read MFCC frames (masked in training by the config's ``augment``) and
+    tokens through the config's text encoder."""
     def build(config, sizes: dict, rngs: nnx.Rngs):
         reads_text = "text" in config.model.modalities
         # a pretrained encoder computes in text.dtype, or in bfloat16 with the whole model (model.dtype)
@@ -44,8 +47,10 @@ def _on_tokens_and_frames(module):
         encoder, hidden = (build_text_encoder(config.text, dtype=dtype, max_tokens=config.features.max_tokens,
                                               dropout=config.model.dropout, frozen=config.train.freeze_encoder,
                                               vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
-        return module.build(config.model, num_classes=sizes["num_classes"], n_mfcc=config.features.n_mfcc,
-                            text_encoder=encoder, text_hidden=hidden, rngs=rngs)
+        a = config.augment
+        augment = SpecAugment(**a, rngs=rngs) if a.freq_masks or a.time_masks else None
+        return module.build(config.model, num_classes=sizes["num_classes"], n_mfcc=frame_features(config.features),
+                            text_encoder=encoder, text_hidden=hidden, augment=augment, rngs=rngs)
     return build
 
 
