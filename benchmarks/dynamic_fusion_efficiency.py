@@ -96,7 +96,7 @@ def jax_side(hf_config, torch_encoder, args, compute_dtype):
     encoders.load_weights(encoder, {k: v.detach().cpu().numpy() for k, v in torch_encoder.state_dict().items()})
     model = DynamicFusion(num_classes=CLASSES, n_mfcc=N_MFCC, d_model=D_MODEL, num_heads=HEADS, dropout=DROPOUT,
                           text_encoder=encoder, text_hidden=hf_config.hidden_size, rngs=model_rngs(0))
-    split = SplitModel.of(model)
+    split = SplitModel.of(model, jnp.dtype(compute_dtype).name)  # model.dtype: the whole model in bf16 with --bf16
     train = ml_collections.ConfigDict(dict(optimizer="adamw", lr=1e-4, encoder_lr=2e-5, weight_decay=0.01,
                                            schedule="constant", warmup_fraction=0.0, clip_norm=1.0,
                                            freeze_encoder=False, accumulate_steps=1))
