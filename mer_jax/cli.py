@@ -49,6 +49,7 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     from mer_jax.config import ConfigError, validate  # noqa: PLC0415
     from mer_jax.data.records import CorpusError  # noqa: PLC0415
+    from mer_jax.inference import InputError  # noqa: PLC0415
 
     logging.set_verbosity(logging.WARNING)  # keep Orbax's per-save INFO lines out of the user's terminal
     if len(argv) != 2 or argv[1] not in COMMANDS:
@@ -58,7 +59,7 @@ def main(argv: list[str]) -> None:
             validate(FLAGS.config)
         {"demo": demo, "prepare": prepare, "train": train, "table": table, "evaluate": evaluate,
          "predict": predict, "attention": attention}[argv[1]]()
-    except (ConfigError, CorpusError, FileNotFoundError) as e:  # the user's input, not a bug: no traceback
+    except (ConfigError, CorpusError, InputError, FileNotFoundError) as e:  # the user's input, not a bug: no traceback
         sys.exit(f"mer-jax {argv[1]}: {e}")
 
 

@@ -28,6 +28,28 @@ from mer_jax.training.loop import load_best, load_best_seeds, prepare_fold_data,
 from mer_jax.training.steps import SplitModel, make_eval_step
 from mer_jax.training.workdir import fold_dir
 
+
+class InputError(ValueError):
+    """An input that no model can score (missing or unreadable audio, an empty transcript)."""
+
+
+def _waveform(path, params: MfccParams) -> np.ndarray:
+    """The 16 kHz mono waveform of an audio file a model will hear, refused with the reason if unusable."""
+    if not path:
+        raise InputError("no audio: this run's model hears audio")
+    if not pathlib.Path(path).is_file():
+        raise InputError(f"{path}: no such audio file")
+    try:
+        wave = load_audio(path)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    if len(wave) < params.win_length:
+        raise InputError(f"{path}: {len(wave)} samples at 16 kHz is shorter than one "
+                         f"{1000 * params.win_length // 16000} ms MFCC window")
+    if not np.abs(wave).max() > 0:
+        raise InputError(f"{path}: the audio is silent (every sample is zero)")
+    return wave
+
 os.environ.setdefault("USE_TF", "0")
 
 
@@ -81,10 +103,20 @@ class Predictor:
         return [dict(zip(self.label_set.classes, map(float, p))) for p in probabilities]
 
     def examples_of_files(self, items: list[tuple[str | None, str]]) -> Examples:
-        """Model-ready examples of (audio path, transcript) pairs, featurised as the run's training was."""
+        """Model-ready examples of (audio path, transcript) pairs, featurised as the run's training was.
+
+        Any sample rate and channel count is taken (mixed to mono, resampled to 16 kHz). What the
+        model cannot score raises `InputError` naming the item: no audio (or a missing, undecodable,
+        silent or shorter than one 25 ms window file) for a model that hears audio, an empty
+        transcript for one that reads text. An input the model does not read is ignored.
+        """
         params = MfccParams.from_config(self.config.features)
-        uses_audio = "audio" in get_model_spec(self.config.model.name).modalities(self.config)
-        frames = [mfcc(load_audio(path), params) if uses_audio else np.zeros((0, 0), np.float32)
+        modalities = get_model_spec(self.config.model.name).modalities(self.config)
+        uses_audio = "audio" in modalities
+        for path, text in items:
+            if "text" in modalities and not (text or "").strip():
+                raise InputError(f"empty transcript{f' for {path}' if path else ''}: this run's model reads text")
+        frames = [mfcc(_waveform(path, params), params) if uses_audio else np.zeros((0, 0), np.float32)
                   for path, _ in items]
         audio = AudioFeatures(np.concatenate(frames) if frames else np.zeros((0, 0), np.float32),
                               np.array([len(f) for f in frames]))

@@ -6,6 +6,7 @@ import pathlib
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from mer_jax.data.iemocap import read_iemocap
@@ -86,6 +87,31 @@ def test_predict_and_evaluate_use_the_trained_run(trained_run, demo_root):
     assert result.returncode == 0, result.stderr[-3000:]
     test = json.loads((workdir / "metrics.json").read_text())["test"]
     assert f"WA {test['wa']:.4f}  UA {test['ua']:.4f}" in result.stdout  # the best checkpoint, scored again
+
+
+@pytest.mark.parametrize("audio, text, message", [
+    ("missing.wav", "Hello there.", "missing.wav: no such audio file"),
+    ("garbage.wav", "Hello there.", "garbage.wav: cannot decode audio"),
+    ("short.wav", "Hello there.", "shorter than one 25 ms MFCC window"),
+    ("silent.wav", "Hello there.", "the audio is silent"),
+    ("stereo8k.wav", "  ", "empty transcript for"),
+    (None, "Hello there.", "no audio: this run's model hears audio"),
+])
+def test_predict_refuses_what_no_model_can_score_in_one_line(trained_run, tmp_path, audio, text, message):
+    import soundfile as sf
+
+    (tmp_path / "garbage.wav").write_bytes(b"RIFF but not really a wav file")
+    sf.write(tmp_path / "short.wav", np.full(200, 0.1, np.float32), 16000)
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(tmp_path / "stereo8k.wav", np.random.default_rng(0).normal(0, 0.1, (8000, 2)).astype(np.float32), 8000)
+    workdir, _ = trained_run
+    result = mer_jax("predict", f"--workdir={workdir}", *([f"--audio={tmp_path / audio}"] if audio else []),
+                     f"--text={text}")
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    if audio == "stereo8k.wav":  # the same file with a transcript: stereo at 8 kHz is mixed down and resampled
+        fine = mer_jax("predict", f"--workdir={workdir}", f"--audio={tmp_path / audio}", "--text=Hello there.")
+        assert fine.returncode == 0, fine.stderr[-2000:]
 
 
 @pytest.mark.parametrize("override, message", [

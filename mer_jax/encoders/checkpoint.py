@@ -6,7 +6,9 @@ as a hub id and fetched with `huggingface_hub.snapshot_download`; nothing else t
 
 Loading is strict. Each Flax parameter has exactly one checkpoint name, derived from the encoder's
 `checkpoint_rules` (Flax module path -> Hugging Face module path, e.g. `layers.0.attention.query` ->
-`encoder.layer.0.attention.self.query`) and its leaf (`kernel`, `scale`, `embedding` -> `weight`).
+`encoder.layer.0.attention.self.query`) and its leaf (`kernel`, `scale`, `embedding` -> `weight`;
+a weight-normed convolution's `weight_g`, `weight_v` -> `parametrizations.weight.original0/1`, the
+names PyTorch's parametrisation saves; older checkpoints' `weight_g`/`weight_v` are renamed to them).
 Every checkpoint tensor must be used or match the encoder's `ignored_checkpoint_keys` (task and
 pre-training heads, `position_ids`); anything missing, unexpected or of the wrong shape raises
 `CheckpointMismatchError` naming all offenders.
@@ -30,7 +32,12 @@ log = logging.getLogger(__name__)
 HUB_PATTERNS = ["*.json", "*.txt", "*.model", "model*.safetensors"]
 HUB_TORCH_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 
-LEAF_NAMES = {"kernel": "weight", "scale": "weight", "embedding": "weight", "bias": "bias"}
+LEAF_NAMES = {"kernel": "weight", "scale": "weight", "embedding": "weight", "bias": "bias",
+              "weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1"}
+# Legacy tensor name endings -> current ones: LayerNorm gamma/beta, torch.nn.utils.weight_norm's g and v.
+LEGACY_NAMES = ((r"LayerNorm\.gamma$", "LayerNorm.weight"), (r"LayerNorm\.beta$", "LayerNorm.bias"),
+                (r"\.weight_g$", ".parametrizations.weight.original0"),
+                (r"\.weight_v$", ".parametrizations.weight.original1"))
 
 
 class CheckpointMismatchError(ValueError):
@@ -87,11 +94,12 @@ def read_tensors(folder: str | Path) -> dict[str, np.ndarray]:
 
 
 def canonical_names(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    """Drop the task models' base prefix (`bert.`, `deberta.`) and rename legacy LayerNorm gamma/beta."""
+    """Drop the task models' base prefix (`bert.`, `wav2vec2.`) and rename legacy names (`LEGACY_NAMES`)."""
     renamed: dict[str, np.ndarray] = {}
     for name, tensor in tensors.items():
         new = name[len(prefix) + 1:] if name.startswith(prefix + ".") else name
-        new = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", new))
+        for legacy, current in LEGACY_NAMES:
+            new = re.sub(legacy, current, new)
         if new in renamed:
             raise CheckpointMismatchError(f"two checkpoint tensors map to {new!r} (one of them is {name!r})")
         renamed[new] = tensor

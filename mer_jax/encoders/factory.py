@@ -1,5 +1,5 @@
-"""Build a text encoder by Hugging Face `model_type`: randomly initialised from a config, or from a
-pretrained checkpoint folder / hub id, plus its tokenizer."""
+"""Build a text or speech encoder by Hugging Face `model_type`: randomly initialised from a config, or
+from a pretrained checkpoint folder / hub id, plus its tokenizer (text) or waveform preprocessor (speech)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,15 @@ from flax import nnx
 from mer_jax.encoders.bert import BertConfig, BertEncoder
 from mer_jax.encoders.checkpoint import canonical_names, load_weights, read_tensors, resolve
 from mer_jax.encoders.deberta import DebertaV2Config, DebertaV2Encoder
+from mer_jax.encoders.speech import SpeechConfig, WaveformPreprocessor
+from mer_jax.encoders.wav2vec2 import Data2VecAudioEncoder, HubertEncoder, Wav2Vec2Encoder
 
 ENCODERS = {
     "bert": (BertConfig, BertEncoder),
     "deberta-v2": (DebertaV2Config, DebertaV2Encoder),
+    "wav2vec2": (SpeechConfig, Wav2Vec2Encoder),
+    "hubert": (SpeechConfig, HubertEncoder),
+    "data2vec-audio": (SpeechConfig, Data2VecAudioEncoder),
 }
 
 
@@ -38,7 +43,7 @@ def as_hf_config(config):
 
 def encoder_config(config, **overrides):
     """Our frozen config for `config` (a transformers config or dict), with field overrides, e.g.
-    `hidden_dropout_prob=0.0`."""
+    `hidden_dropout_prob=0.0` (text) or `hidden_dropout=0.0` (speech)."""
     config = as_hf_config(config)
     if config.model_type not in ENCODERS:
         raise ValueError(f"model_type {config.model_type!r} is not supported; known: {sorted(ENCODERS)}")
@@ -61,7 +66,7 @@ def from_config(config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooler: bool =
 
 def from_pretrained(name_or_path: str | Path, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None,
                     revision: str | None = None, **overrides):
-    """Load a Hugging Face BERT or DeBERTa-v2/v3 checkpoint; returns `(encoder, transformers_config)`.
+    """Load a Hugging Face checkpoint of a model type in `ENCODERS`; returns `(encoder, transformers_config)`.
 
     `name_or_path` is a local folder or a hub id. Every checkpoint tensor must be used or be a known
     head (see checkpoint.py). BERT checkpoints without pooler weights give an encoder without a
@@ -82,3 +87,9 @@ def from_pretrained(name_or_path: str | Path, *, dtype=jnp.float32, rngs: nnx.Rn
 def load_tokenizer(name_or_path: str | Path, revision: str | None = None):
     """The checkpoint's tokenizer via transformers' AutoTokenizer (same folder / hub id resolution)."""
     return _transformers().AutoTokenizer.from_pretrained(resolve(name_or_path, revision))
+
+
+def load_preprocessor(name_or_path: str | Path, revision: str | None = None) -> WaveformPreprocessor:
+    """A speech checkpoint's waveform preprocessing, from its `preprocessor_config.json` (same folder /
+    hub id resolution)."""
+    return WaveformPreprocessor.from_folder(resolve(name_or_path, revision))
