@@ -190,13 +190,19 @@ def _has_field(config, override: str) -> bool:
 
 
 def evaluate() -> None:
-    """Score a finished run's best checkpoint(s) on the test part of its protocol again."""
+    """Score a finished run's best checkpoint(s) on the test part of its protocol again, and write its
+    report files (report.md, confusion matrix and training curves)."""
     from mer_jax.config import load_run_config  # noqa: PLC0415
+    from mer_jax.evaluation.plots import write_report_files  # noqa: PLC0415
     from mer_jax.evaluation.report import format_report  # noqa: PLC0415
     from mer_jax.inference import evaluate_run  # noqa: PLC0415
 
     workdir = _workdir()
-    print(format_report(evaluate_run(workdir), load_run_config(workdir / "config.json")))
+    results, config = evaluate_run(workdir), load_run_config(workdir / "config.json")
+    report = format_report(results, config)
+    print(report)
+    written = write_report_files(workdir, results, config, report)
+    print("wrote " + ", ".join(str(path) for path in written))
 
 
 def predict() -> None:

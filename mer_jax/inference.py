@@ -24,7 +24,7 @@ from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import summarize_folds, summarize_seeds
 from mer_jax.models.registry import get_model_spec
 from mer_jax.training.experiment import load_experiment_data
-from mer_jax.training.loop import load_best, load_best_seeds, prepare_fold_data, run_seeds
+from mer_jax.training.loop import load_best, load_best_seeds, prepare_fold_data, read_history, run_seeds
 from mer_jax.training.steps import SplitModel, make_eval_step
 from mer_jax.training.workdir import fold_dir
 
@@ -159,7 +159,8 @@ def evaluate_run(run_dir) -> dict:
                                   for batch in numpy_batches(examples, config.train.batch_size)], axis=1)
         per_seed = [classification_metrics(examples.labels(), examples.real(o[: len(examples)]).argmax(-1),
                                            data.label_set.classes) for o in outputs]
-        fold = {"protocol": split.name, "sizes": {"test": len(examples.labels())}}
+        fold = {"protocol": split.name, "sizes": {"test": len(examples.labels())},
+                "history": read_history(workdir, config.train.epochs)}
         if len(per_seed) == 1:
             fold["test"] = per_seed[0]
         else:

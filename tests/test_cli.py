@@ -68,7 +68,8 @@ def test_skip_option_completes_and_reports_two_skipped(trained_run):
     report = (workdir / "report.txt").read_text()
     assert "2 utterance(s) skipped" in report and "held-out session(s) Ses05" in report
     assert "computes in bfloat16" in report and "training loss weighted by class (balanced)" in report
-    for name in ("config.json", "test_predictions.csv", "tokenizer", "checkpoints/best", "checkpoints/latest"):
+    for name in ("config.json", "test_predictions.csv", "tokenizer", "checkpoints/best", "checkpoints/latest",
+                 "report.md", "confusion_matrix.png", "training_curves.png"):
         assert (workdir / name).exists(), name
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
     predictions = (workdir / "test_predictions.csv").read_text().splitlines()
@@ -87,6 +88,7 @@ def test_predict_and_evaluate_use_the_trained_run(trained_run, demo_root):
     assert result.returncode == 0, result.stderr[-3000:]
     test = json.loads((workdir / "metrics.json").read_text())["test"]
     assert f"WA {test['wa']:.4f}  UA {test['ua']:.4f}" in result.stdout  # the best checkpoint, scored again
+    assert f"wrote {workdir / 'confusion_matrix.png'}" in result.stdout
 
 
 @pytest.mark.parametrize("audio, text, message", [

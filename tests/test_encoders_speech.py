@@ -25,7 +25,7 @@ THREE_CONVS = dict(conv_dim=(16, 16, 16), conv_kernel=(10, 3, 3), conv_stride=(5
 VARIANTS = {
     "wav2vec2-base-group": ("Wav2Vec2", dict(**THREE_CONVS, num_conv_pos_embeddings=16,
                                              num_conv_pos_embedding_groups=4)),
-    "wav2vec2-base-layer-bias": ("Wav2Vec2", dict(conv_dim=(12, 20), conv_kernel=(8, 4), conv_stride=(4, 3),
+    "wav2vec2-base-layer-bias": ("Wav2Vec2", dict(conv_dim=(12, 20, 16), conv_kernel=(8, 4, 2), conv_stride=(4, 3, 1),
                                                   conv_bias=True, feat_extract_norm="layer", hidden_act="gelu_new",
                                                   num_conv_pos_embeddings=5, num_conv_pos_embedding_groups=2)),
     "wav2vec2-stable-layer": ("Wav2Vec2", dict(conv_dim=(16, 24, 16), conv_kernel=(7, 4, 2), conv_stride=(3, 2, 2),

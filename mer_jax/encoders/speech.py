@@ -15,7 +15,7 @@ lies in the real samples (its count from the conv kernels and strides, as transf
 `_get_feat_extract_output_lengths`); padded frames are zeroed before the positional convolution and
 masked as attention keys. Values at padded frames of the outputs are unspecified.
 
-Departures from transformers (none changes a real frame of an eval-mode forward):
+Departures from transformers:
 - SpecAugment masking (`mask_time_prob`, `masked_spec_embed`) is not part of the encoder; the
   checkpoint's `masked_spec_embed` is ignored on loading.
 - An utterance shorter than the receptive field has no real frame (transformers' mask then marks
@@ -43,6 +43,14 @@ from mer_jax.encoders.layers import Builder, activation, dot_product_attention
 
 # torch.nn.LayerNorm / GroupNorm's default epsilon, used by the conv feature extractor's norms.
 TORCH_NORM_EPS = 1e-5
+# torch.nn.init.kaiming_normal_, transformers' init of the convolutions.
+HE_NORMAL = jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def same_padding(kernel_size: int) -> tuple[int, int]:
+    """Padding that keeps the length of a stride-1 convolution; for an even kernel, transformers pads
+    kernel // 2 on both sides and drops the last output (`*SamePadLayer`), i.e. pads one less on the right."""
+    return kernel_size // 2, (kernel_size - 1) // 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,16 +126,12 @@ class SpeechBuilder(Builder):
         return nnx.LayerNorm(features, epsilon=epsilon, use_bias=affine, use_scale=affine, dtype=self.dtype,
                              rngs=self.rngs)
 
-    def conv(self, features_in: int, features_out: int, kernel_size: int, *, stride: int = 1,
+    def conv(self, features_in: int, features_out: int, kernel_size: int, *, stride: int = 1, same: bool = False,
              groups: int = 1, use_bias: bool = True) -> nnx.Conv:
-        """A Conv1d on (B, L, C); "same" length for stride 1 (an even kernel drops its last output,
-        as transformers' `*SamePadLayer`), no padding otherwise. He-normal init, as transformers'."""
-        padding = [(kernel_size // 2, (kernel_size - 1) // 2)] if stride == 1 else "VALID"
+        """A Conv1d on (B, L, C), unpadded or, with `same`, padded by `same_padding`."""
+        padding = [same_padding(kernel_size)] if same else "VALID"
         return nnx.Conv(features_in, features_out, kernel_size, stride, padding=padding, feature_group_count=groups,
                         use_bias=use_bias, dtype=self.dtype, kernel_init=HE_NORMAL, rngs=self.rngs)
-
-
-HE_NORMAL = jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
 class ConvLayer(nnx.Module):
@@ -198,7 +202,7 @@ class WeightNormConv1d(nnx.Module):
         self.weight_g = nnx.Param(self.norm(v))
         self.bias = nnx.Param(jnp.zeros(features))
         self.groups, self.dtype = groups, dtype
-        self.padding = (kernel_size // 2, (kernel_size - 1) // 2)
+        self.padding = same_padding(kernel_size)
 
     @staticmethod
     def norm(v: jax.Array) -> jax.Array:
@@ -335,7 +339,8 @@ class SpeechEncoder(nnx.Module):
     """A wav2vec2-family model; call as `encoder(input_values, attention_mask)` on (B, T) waveforms.
 
     Subclasses name the family (`model_type`, `base_model_prefix`) and may replace the positional
-    embedding (`positional_embedding`) or the attention (`attention`).
+    embedding (`positional_embedding`) or a layer's attention (`attention`, given the layer's index:
+    WavLM's first layer holds the relative position table).
     """
 
     model_type: str
@@ -373,10 +378,10 @@ class SpeechEncoder(nnx.Module):
         return jnp.arange(num_frames)[None] < lengths[:, None]
 
     def __call__(self, input_values: jax.Array, attention_mask: jax.Array | None = None,
-                 output_hidden_states: bool = False, **context) -> SpeechEncoderOutput:
+                 output_hidden_states: bool = False) -> SpeechEncoderOutput:
         features = self.feature_extractor(input_values)
         mask = self.frame_mask(attention_mask, features.shape[1], features.shape[0])
-        x, hidden_states = self.encoder(self.feature_projection(features), mask, **context)
+        x, hidden_states = self.encoder(self.feature_projection(features), mask)
         return SpeechEncoderOutput(x, mask, hidden_states if output_hidden_states else None)
 
 

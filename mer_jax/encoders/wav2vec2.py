@@ -38,7 +38,7 @@ class Data2VecAudioPositionalConvLayer(nnx.Module):
 
     def __init__(self, b: SpeechBuilder):
         c = b.config
-        self.conv = b.conv(c.hidden_size, c.hidden_size, c.conv_pos_kernel_size,
+        self.conv = b.conv(c.hidden_size, c.hidden_size, c.conv_pos_kernel_size, same=True,
                            groups=c.num_conv_pos_embedding_groups)
         self.layer_norm = b.layer_norm(c.hidden_size, affine=False)
         self.activation = activation(c.feat_extract_activation)

@@ -5,8 +5,8 @@ examples), build the trainable state (model, optimiser, sharded state, steps), r
 (checkpointing the latest state, and the best model by the validation metric), then restore the
 best model, evaluate the test part once and write the fold's outputs. A run that finds a latest
 checkpoint in its workdir resumes from it and ends exactly where an uninterrupted run would.
-Writes, per run (process 0 only): config.json, metrics.json, report.txt, test predictions,
-TensorBoard events.
+Writes, per run (process 0 only): config.json, metrics.json, report.txt, report.md with the confusion
+matrix and training curves as PNG, test predictions, TensorBoard events.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from mer_jax.data.labels import LabelSet
 from mer_jax.data.splits import Split
 from mer_jax.data.tokenizer import get_tokenizer, tokenizer_name
 from mer_jax.evaluation.metrics import classification_metrics
+from mer_jax.evaluation.plots import write_report_files
 from mer_jax.evaluation.report import format_report, summarize_folds, summarize_seeds
 from mer_jax.models.registry import build_model, get_model_spec
 from mer_jax.training import sharding
@@ -56,6 +57,7 @@ def train_and_evaluate(config, workdir, *, restart: bool = False) -> dict:
     if is_writer():
         (workdir / "metrics.json").write_text(json.dumps(results, indent=2))
         (workdir / "report.txt").write_text(report + "\n")
+        write_report_files(workdir, results, config, report)
     print(report)
     return results
 
