@@ -6,7 +6,8 @@
                       [--distributed [--coordinator=HOST:PORT --num_processes=N --process_id=I]]
     mer-jax table     --table=lpgnet_table3 --workdir=runs/x [--config.field=value ...]   a paper table
     mer-jax evaluate  --workdir=runs/x    test again from the best checkpoint(s)
-    mer-jax predict   --workdir=runs/x --audio=a.wav --text="..."
+    mer-jax predict   --workdir=runs/x (--audio=a.wav --text="..." | --manifest=items.csv --out=predictions.csv)
+    mer-jax export    --workdir=runs/x --out=DIR    a self-contained model folder (EmotionRecognizer.from_pretrained)
     mer-jax attention --workdir=runs/x (--utterance=ID | --audio=a.wav --text="..." | --top_tokens) [--out=DIR]
 
 ``--config`` takes a config file, or the name of a built-in one (``configs/demo.py``: the package's
@@ -27,7 +28,7 @@ os.environ.setdefault("USE_TF", "0")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-COMMANDS = ("demo", "prepare", "train", "table", "evaluate", "predict", "attention")
+COMMANDS = ("demo", "prepare", "train", "table", "evaluate", "predict", "export", "attention")
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.json, report.txt, TensorBoard.")
 flags.DEFINE_string("data", "data/demo_iemocap", "demo: where the synthetic corpus is written.")
@@ -42,7 +43,11 @@ flags.DEFINE_string("audio", None, "predict, attention: audio file.")
 flags.DEFINE_string("text", None, "predict, attention: transcript.")
 flags.DEFINE_string("utterance", None, "attention: an utterance id of the run's corpus.")
 flags.DEFINE_bool("top_tokens", False, "attention: the most attended tokens of each class over the run's test part.")
-flags.DEFINE_string("out", None, "attention: output folder (default <workdir>/attention/<utterance or top_tokens>).")
+flags.DEFINE_string("out", None, "attention: output folder (default <workdir>/attention/<utterance or top_tokens>); "
+                    "predict --manifest: the predictions CSV; export: the model folder.")
+flags.DEFINE_string("manifest", None, "predict: a CSV with columns audio and/or text (and optionally id), one utterance "
+                    "per row.")
+flags.DEFINE_integer("seed_index", None, "export: which of the run's seeds (default: the best on validation).")
 FLAGS = flags.FLAGS
 
 
@@ -58,7 +63,7 @@ def main(argv: list[str]) -> None:
         if FLAGS.config is not None:
             validate(FLAGS.config)
         {"demo": demo, "prepare": prepare, "train": train, "table": table, "evaluate": evaluate,
-         "predict": predict, "attention": attention}[argv[1]]()
+         "predict": predict, "export": export, "attention": attention}[argv[1]]()
     except (ConfigError, CorpusError, InputError, FileNotFoundError) as e:  # the user's input, not a bug: no traceback
         sys.exit(f"mer-jax {argv[1]}: {e}")
 
@@ -206,14 +211,46 @@ def evaluate() -> None:
 
 
 def predict() -> None:
-    from mer_jax.inference import Predictor  # noqa: PLC0415
+    """One utterance (--audio, --text), or every row of a --manifest CSV into an --out CSV; --workdir is
+    a run or an exported model folder."""
+    import csv  # noqa: PLC0415
 
-    if FLAGS.text is None and FLAGS.audio is None:
-        raise app.UsageError("predict needs --audio and/or --text")
-    predictor = Predictor.load(_workdir())
-    (probabilities,) = predictor.predict_files([(FLAGS.audio, FLAGS.text or "")])
-    best = max(probabilities, key=probabilities.get)
-    print(f"{best}  (" + ", ".join(f"{c} {p:.3f}" for c, p in probabilities.items()) + ")")
+    from mer_jax.inference import WEIGHTS, EmotionRecognizer  # noqa: PLC0415
+
+    if FLAGS.manifest is None and FLAGS.text is None and FLAGS.audio is None:
+        raise app.UsageError("predict needs --audio and/or --text, or --manifest and --out")
+    if FLAGS.manifest is not None and FLAGS.out is None:
+        raise app.UsageError("predict --manifest needs --out (the predictions CSV)")
+    workdir = _workdir()
+    recognizer = (EmotionRecognizer.from_pretrained(workdir) if (workdir / WEIGHTS).exists()
+                  else EmotionRecognizer.from_run(workdir))
+    if FLAGS.manifest is None:
+        result = recognizer.predict(FLAGS.audio, FLAGS.text or "")
+        print(f"{result['label']}  (" + ", ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items()) + ")")
+        return
+    with open(FLAGS.manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"audio", "text"} & set(rows[0]):
+        raise FileNotFoundError(f"{FLAGS.manifest}: needs a header with an audio and/or a text column, and rows")
+    items = [(row.get("audio") or None, row.get("text") or "") for row in rows]
+    classes = recognizer.label_set.classes
+    with open(FLAGS.out, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "label", *classes])
+        for k, probabilities in enumerate(recognizer.predict_files(items)):
+            writer.writerow([rows[k].get("id") or k, max(probabilities, key=probabilities.get),
+                             *(f"{probabilities[c]:.6f}" for c in classes)])
+    print(f"{len(items)} prediction(s) written to {FLAGS.out}")
+
+
+def export() -> None:
+    """A self-contained model folder (config, tokenizer, safetensors weights, model card)."""
+    from mer_jax.inference import export_run  # noqa: PLC0415
+
+    if FLAGS.out is None:
+        raise app.UsageError("export needs --out (the folder to write)")
+    out = export_run(_workdir(), FLAGS.out, FLAGS.seed_index)
+    print(f"exported to {out}; load it with mer_jax.EmotionRecognizer.from_pretrained({str(out)!r})")
 
 
 def attention() -> None:
@@ -221,14 +258,14 @@ def attention() -> None:
     attended tokens over the run's test part (the dynamic-fusion paper's Section 5.2)."""
     from mer_jax.data.audio import SAMPLE_RATE  # noqa: PLC0415
     from mer_jax.evaluation import attention as maps  # noqa: PLC0415
-    from mer_jax.inference import Predictor  # noqa: PLC0415
+    from mer_jax.inference import EmotionRecognizer  # noqa: PLC0415
 
     workdir = _workdir()
     if FLAGS.top_tokens:
         from mer_jax.training.experiment import load_experiment_data  # noqa: PLC0415
         from mer_jax.training.loop import prepare_fold_data  # noqa: PLC0415
 
-        predictor = Predictor.load(workdir)
+        predictor = EmotionRecognizer.from_run(workdir)
         data = load_experiment_data(predictor.config)
         k = 0
         if len(data.splits) > 1:
@@ -247,14 +284,14 @@ def attention() -> None:
     if FLAGS.utterance is not None:
         from mer_jax.data.corpora import read_corpus  # noqa: PLC0415
 
-        predictor = Predictor.load(workdir)
+        predictor = EmotionRecognizer.from_run(workdir)
         utterances, _ = read_corpus(predictor.config.data)
         found = next((u for u in utterances if u.utterance_id == FLAGS.utterance), None)
         if found is None:
             raise app.UsageError(f"no utterance {FLAGS.utterance!r} in {predictor.config.data.root}")
         item, name = (found.audio_path, found.transcript), FLAGS.utterance
     elif FLAGS.audio is not None and FLAGS.text is not None:
-        predictor = Predictor.load(workdir)
+        predictor = EmotionRecognizer.from_run(workdir)
         item, name = (FLAGS.audio, FLAGS.text), pathlib.Path(FLAGS.audio).stem
     else:
         raise app.UsageError("attention needs --utterance=ID, or --audio and --text, or --top_tokens")

@@ -1,60 +1,108 @@
-"""Load a trained run (its config, tokenizer and best checkpoint) and predict emotions.
+"""Load a trained run (or an exported model) and predict emotions; export a run as a self-contained folder.
 
-    predictor = Predictor.load("runs/demo/fused")
-    predictor.predict_files([("hello.wav", "I love the new job!")])   # -> list of {label: probability}
+    recognizer = EmotionRecognizer.from_run("runs/demo/fused")
+    recognizer.predict("hello.wav", "I love the new job!")   # -> {"label": ..., "probabilities": {...}}
+    export_run("runs/demo/fused", "exported/demo")           # then EmotionRecognizer.from_pretrained("exported/demo")
 
 TensorFlow is not needed: batches are built with numpy.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mer_jax.config import ConfigError, load_run_config
-from mer_jax.data.audio import load_audio
+from mer_jax.data.audio import SAMPLE_RATE, load_audio
 from mer_jax.data.examples import Examples, numpy_batches, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
 from mer_jax.data.labels import get_label_set
 from mer_jax.data.records import Utterance
 from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import summarize_folds, summarize_seeds
-from mer_jax.models.registry import get_model_spec
+from mer_jax.models.registry import build_model, get_model_spec, model_rngs
 from mer_jax.training.experiment import load_experiment_data
-from mer_jax.training.loop import load_best, load_best_seeds, prepare_fold_data, read_history, run_seeds
+from mer_jax.training.loop import SIZES, load_best, load_best_seeds, prepare_fold_data, read_history, run_seeds
 from mer_jax.training.steps import SplitModel, make_eval_step
 from mer_jax.training.workdir import fold_dir
+
+
+os.environ.setdefault("USE_TF", "0")
+
+WEIGHTS = "model.safetensors"  # an exported model's parameters ("params/...") and statistics ("state/...")
+TEXT_ENCODER = "text_encoder"  # an exported model's pretrained-encoder config (config.json), if it has one
 
 
 class InputError(ValueError):
     """An input that no model can score (missing or unreadable audio, an empty transcript)."""
 
 
-def _waveform(path, params: MfccParams) -> np.ndarray:
-    """The 16 kHz mono waveform of an audio file a model will hear, refused with the reason if unusable."""
-    if not path:
-        raise InputError("no audio: this run's model hears audio")
-    if not pathlib.Path(path).is_file():
-        raise InputError(f"{path}: no such audio file")
-    try:
-        wave = load_audio(path)
-    except ValueError as e:
-        raise InputError(str(e)) from None
+Audio = str | os.PathLike | np.ndarray | None  # a file, or a waveform (samples,) or (samples, channels)
+
+
+def _waveform(audio: Audio, params: MfccParams, sample_rate: int) -> np.ndarray:
+    """The 16 kHz mono waveform of a file or an array a model will hear, refused with the reason if unusable."""
+    if audio is None or (isinstance(audio, str) and not audio):
+        raise InputError("no audio: this model hears audio")
+    if isinstance(audio, np.ndarray):
+        name = f"a waveform of shape {audio.shape}"
+        wave = np.asarray(audio, np.float32)
+        if wave.ndim == 2:
+            wave = wave.mean(axis=1)  # channels last, as soundfile reads them
+        if wave.ndim != 1:
+            raise InputError(f"{name}: expected (samples,) or (samples, channels)")
+        if sample_rate != SAMPLE_RATE and len(wave):
+            import librosa  # noqa: PLC0415
+
+            wave = librosa.resample(wave, orig_sr=sample_rate, target_sr=SAMPLE_RATE)
+    else:
+        name = str(audio)
+        if not pathlib.Path(audio).is_file():
+            raise InputError(f"{name}: no such audio file")
+        try:
+            wave = load_audio(audio)
+        except ValueError as e:
+            raise InputError(str(e)) from None
     if len(wave) < params.win_length:
-        raise InputError(f"{path}: {len(wave)} samples at 16 kHz is shorter than one "
-                         f"{1000 * params.win_length // 16000} ms MFCC window")
+        raise InputError(f"{name}: {len(wave)} samples at 16 kHz is shorter than one "
+                         f"{1000 * params.win_length // SAMPLE_RATE} ms MFCC window")
     if not np.abs(wave).max() > 0:
-        raise InputError(f"{path}: the audio is silent (every sample is zero)")
+        raise InputError(f"{name}: the audio is silent (every sample is zero)")
     return wave
 
-os.environ.setdefault("USE_TF", "0")
+
+def _names(tree) -> list[str]:
+    """The path of every array of a state tree, e.g. ``bilstm/recurrence/kernel``."""
+    return ["/".join(str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey))
+            for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-class Predictor:
-    """A trained model with its tokenizer and label set, ready to score utterances."""
+def _filled(tree, arrays: dict[str, np.ndarray], source):
+    """`tree` with every array replaced by the one of the same name; missing, unexpected and mis-shaped names refused."""
+    names, leaves, treedef = _names(tree), *jax.tree_util.tree_flatten(tree)
+    missing = [n for n in names if n not in arrays]
+    unexpected = sorted(set(arrays) - set(names))
+    shapes = [f"{n} {arrays[n].shape} (expected {leaf.shape})" for n, leaf in zip(names, leaves)
+              if n in arrays and arrays[n].shape != leaf.shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f"{source}: does not fit the model: missing {missing}, unexpected {unexpected}, "
+                         f"wrong shape {shapes}")
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[n], leaf.dtype) for n, leaf in zip(names, leaves)])
+
+
+class EmotionRecognizer:
+    """A trained model with its tokenizer and label set, ready to score utterances.
+
+        recognizer = EmotionRecognizer.from_run("runs/demo/fused")      # or .from_pretrained(exported folder)
+        recognizer.predict("hello.wav", "I love the new job!")          # {"label": ..., "probabilities": {...}}
+        recognizer.predict(waveform, "...", sample_rate=44100)          # an array: any rate, mono or (n, channels)
+    """
 
     def __init__(self, config, tokenizer, split_model: SplitModel, params, other):
         self.config = config
@@ -64,8 +112,14 @@ class Predictor:
         self._eval_step = make_eval_step(split_model)
         self._forward = None
 
+    @staticmethod
+    def _check_level(config, source) -> None:
+        if get_model_spec(config.model.name).level != "utterance":
+            raise ConfigError(f"{source}: {config.model.name} predicts every utterance of a dialogue from utterance "
+                              "vectors, not single files; score its corpus with mer-jax evaluate")
+
     @classmethod
-    def load(cls, run_dir, seed_index: int = 0) -> "Predictor":
+    def from_run(cls, run_dir, seed_index: int = 0) -> "EmotionRecognizer":
         """The best checkpoint of the run (or fold) folder `run_dir` (of its seed number `seed_index`)."""
         from transformers import AutoTokenizer  # noqa: PLC0415
 
@@ -74,15 +128,49 @@ class Predictor:
         if config_path is None or not (run_dir / "checkpoints" / "best").exists():
             raise FileNotFoundError(f"{run_dir}: not a trained run (needs config.json and checkpoints/best)")
         config = load_run_config(config_path)
-        if get_model_spec(config.model.name).level != "utterance":
-            raise ConfigError(f"{run_dir}: {config.model.name} predicts every utterance of a dialogue from utterance "
-                              "vectors, not single files; score its corpus with mer-jax evaluate")
+        cls._check_level(config, run_dir)
         reads_text = "text" in get_model_spec(config.model.name).modalities(config)
         tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "tokenizer")) if (run_dir / "tokenizer").exists() else None
         split = SplitModel.of(load_best(config, run_dir, seed_index), config.model.dtype)
         if reads_text and tokenizer is None:
             raise FileNotFoundError(f"{run_dir}: the run reads text but has no tokenizer folder")
         return cls(config, tokenizer, split, split.params, split.other)
+
+    @classmethod
+    def from_pretrained(cls, folder) -> "EmotionRecognizer":
+        """A model `export` wrote: needs nothing but the folder (no run, corpus or encoder checkpoint)."""
+        from safetensors.numpy import load_file  # noqa: PLC0415
+        from transformers import AutoTokenizer  # noqa: PLC0415
+
+        from mer_jax.encoders import from_config  # noqa: PLC0415
+
+        folder = pathlib.Path(folder)
+        if not (folder / WEIGHTS).exists() or not (folder / "config.json").exists():
+            raise FileNotFoundError(f"{folder}: not an exported model (needs config.json and {WEIGHTS})")
+        config = load_run_config(folder / "config.json")
+        cls._check_level(config, folder)
+        arrays = load_file(str(folder / WEIGHTS))
+        encoder = None
+        if (folder / TEXT_ENCODER / "config.json").exists():  # a pretrained encoder, rebuilt from its config
+            dtype = config.text.dtype if config.model.dtype == "float32" else config.model.dtype
+            no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+            encoder = from_config(json.loads((folder / TEXT_ENCODER / "config.json").read_text()), dtype=jnp.dtype(dtype),
+                                  rngs=model_rngs(0), add_pooler=any(n.startswith("params/text_encoder/pooler/")
+                                                                      for n in arrays), **no_dropout)
+        sizes = json.loads((folder / SIZES).read_text())
+        split = SplitModel.of(build_model(config, sizes, text_encoder=encoder), config.model.dtype)
+        params = _filled(split.params, {n[len("params/"):]: a for n, a in arrays.items() if n.startswith("params/")},
+                         folder / WEIGHTS)
+        other = _filled(split.other, {n[len("state/"):]: a for n, a in arrays.items() if n.startswith("state/")},
+                        folder / WEIGHTS)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer")) if (folder / "tokenizer").exists() else None
+        return cls(config, tokenizer, split, params, other)
+
+    def predict(self, audio: Audio = None, text: str = "", *, sample_rate: int = SAMPLE_RATE) -> dict:
+        """The label and class probabilities of one utterance: `audio` a file or a waveform at
+        `sample_rate` (an array), `text` its transcript (what the model does not read is ignored)."""
+        (probabilities,) = self.predict_files([(audio, text)], sample_rate=sample_rate)
+        return {"label": max(probabilities, key=probabilities.get), "probabilities": probabilities}
 
     def predict_examples(self, examples: Examples, batch_size: int = 32) -> np.ndarray:
         """Class probabilities of the real utterances of model-ready examples, flattened like
@@ -93,17 +181,17 @@ class Predictor:
             return np.zeros((0, self.label_set.num_classes), np.float32)
         return examples.real(np.concatenate(out)[: len(examples)])
 
-    def predict_files(self, items: list[tuple[str | None, str]]) -> list[dict[str, float]]:
-        """Probabilities per class for (audio path, transcript) pairs.
+    def predict_files(self, items: list[tuple[Audio, str]], *, sample_rate: int = SAMPLE_RATE) -> list[dict[str, float]]:
+        """Probabilities per class for (audio, transcript) pairs (audio: a file, or an array at `sample_rate`).
 
         A model trained on speaker-normalised MFCCs needs the items to be several utterances of one
         speaker: they are normalised together, as that speaker's frames.
         """
-        probabilities = self.predict_examples(self.examples_of_files(items))
+        probabilities = self.predict_examples(self.examples_of_files(items, sample_rate=sample_rate))
         return [dict(zip(self.label_set.classes, map(float, p))) for p in probabilities]
 
-    def examples_of_files(self, items: list[tuple[str | None, str]]) -> Examples:
-        """Model-ready examples of (audio path, transcript) pairs, featurised as the run's training was.
+    def examples_of_files(self, items: list[tuple[Audio, str]], *, sample_rate: int = SAMPLE_RATE) -> Examples:
+        """Model-ready examples of (audio, transcript) pairs, featurised as the run's training was.
 
         Any sample rate and channel count is taken (mixed to mono, resampled to 16 kHz). What the
         model cannot score raises `InputError` naming the item: no audio (or a missing, undecodable,
@@ -113,20 +201,22 @@ class Predictor:
         params = MfccParams.from_config(self.config.features)
         modalities = get_model_spec(self.config.model.name).modalities(self.config)
         uses_audio = "audio" in modalities
-        for path, text in items:
+        for audio, text in items:
             if "text" in modalities and not (text or "").strip():
-                raise InputError(f"empty transcript{f' for {path}' if path else ''}: this run's model reads text")
-        frames = [mfcc(_waveform(path, params), params) if uses_audio else np.zeros((0, 0), np.float32)
-                  for path, _ in items]
-        audio = AudioFeatures(np.concatenate(frames) if frames else np.zeros((0, 0), np.float32),
-                              np.array([len(f) for f in frames]))
+                where = f" for {audio}" if isinstance(audio, str | os.PathLike) else ""
+                raise InputError(f"empty transcript{where}: this model reads text")
+        frames = [mfcc(_waveform(audio, params, sample_rate), params) if uses_audio else np.zeros((0, 0), np.float32)
+                  for audio, _ in items]
+        features = AudioFeatures(np.concatenate(frames) if frames else np.zeros((0, 0), np.float32),
+                                 np.array([len(f) for f in frames]))
         if uses_audio and self.config.features.speaker_normalization:
-            audio = normalize_per_speaker(audio, ["speaker"] * len(items))
+            features = normalize_per_speaker(features, ["speaker"] * len(items))
         first_class_code = next(iter(self.label_set.code_to_class))  # labels are unknown at prediction time
-        utterances = [Utterance(f"input{i}", "input", first_class_code, text, path, "unknown", "unknown")
-                      for i, (path, text) in enumerate(items)]
+        utterances = [Utterance(f"input{i}", "input", first_class_code, text,
+                                audio if isinstance(audio, str) else None, "unknown", "unknown")
+                      for i, (audio, text) in enumerate(items)]
         return utterance_examples(utterances, np.arange(len(items)), self.label_set,
-                                  audio=audio if uses_audio else None, max_frames=self.config.features.max_frames,
+                                  audio=features if uses_audio else None, max_frames=self.config.features.max_frames,
                                   tokenizer=self.tokenizer, max_tokens=self.config.features.max_tokens)
 
     def outputs(self, examples: Examples, name: str, batch_size: int = 32):
@@ -170,3 +260,64 @@ def evaluate_run(run_dir) -> dict:
     results = summarize_folds(folds)
     results["skipped_bad_input"], results["corpus"] = len(data.report.skipped), data.report.corpus
     return results
+
+
+def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
+    """Write a self-contained folder that `EmotionRecognizer.from_pretrained` loads: config.json,
+    model_sizes.json, the tokenizer, the pretrained text encoder's config (its weights are in the
+    model's), the weights as safetensors (``params/...`` and ``state/...``, float32) and a model card
+    README.md with the run's metrics and protocol, in the Hugging Face Hub's folder conventions.
+
+    `run_dir` is a run, or one fold of a cross-validation (``RUN/fold3``); `seed_index` picks one of
+    several seeds (default: the one with the best validation score).
+    """
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    run_dir, out = pathlib.Path(run_dir), pathlib.Path(out)
+    fold = json.loads((run_dir / "fold_metrics.json").read_text()) if (run_dir / "fold_metrics.json").exists() else {}
+    config_path = next((p / "config.json" for p in (run_dir, run_dir.parent) if (p / "config.json").exists()), None)
+    if config_path is None or not fold:
+        raise FileNotFoundError(f"{run_dir}: not a finished run or fold (needs config.json and fold_metrics.json); "
+                                "for a cross-validation pass one fold, e.g. RUN/fold0")
+    config = load_run_config(config_path)
+    seeds = fold.get("seeds", [fold])
+    if seed_index is None:
+        seed_index = int(np.argmax([s["validation"][config.train.select_metric] for s in seeds]))
+    recognizer = EmotionRecognizer.from_run(run_dir, seed_index)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {f"params/{n}": np.asarray(a, np.float32) for n, a in zip(_names(recognizer._params),
+                                                                       jax.tree.leaves(recognizer._params))}
+    arrays |= {f"state/{n}": np.asarray(a) for n, a in zip(_names(recognizer._other), jax.tree.leaves(recognizer._other))}
+    save_file(arrays, str(out / WEIGHTS))
+    shutil.copy(run_dir / SIZES, out / SIZES)
+    if recognizer.tokenizer is not None:
+        recognizer.tokenizer.save_pretrained(str(out / "tokenizer"))
+    exported = load_run_config(config_path)
+    if "text" in get_model_spec(config.model.name).modalities(config) and config.text.encoder != "transformer":
+        from mer_jax.encoders.checkpoint import resolve  # noqa: PLC0415
+
+        (out / TEXT_ENCODER).mkdir(exist_ok=True)
+        shutil.copy(resolve(config.text.encoder) / "config.json", out / TEXT_ENCODER / "config.json")
+        exported.text.encoder = TEXT_ENCODER  # rebuilt from this config; its weights are in model.safetensors
+    (out / "config.json").write_text(exported.to_json(indent=2))
+    (out / "README.md").write_text(_model_card(run_dir, config, fold, seeds[seed_index], recognizer.label_set.classes))
+    return out
+
+
+def _model_card(run_dir: pathlib.Path, config, fold: dict, seed: dict, classes) -> str:
+    test = seed["test"]
+    report = (run_dir / "report.txt") if (run_dir / "report.txt").exists() else run_dir.parent / "report.txt"
+    return "\n".join([
+        "---", "library_name: mer_jax", "tags: [emotion-recognition, speech, text, jax, flax]", "---", "",
+        f"# {config.model.name} ({config.model.modalities}) emotion recogniser, exported from `{run_dir}`", "",
+        f"Classes: {', '.join(classes)} (label set {config.data.label_set}). Trained on {config.data.corpus} "
+        f"(`{config.data.root}`), protocol {fold['protocol']}; checkpoint chosen by validation "
+        f"{config.train.select_metric}; seed {seed.get('seed', config.seed)}, best epoch {seed.get('best_epoch', '?')}. "
+        f"Text encoder: {config.text.encoder}.", "",
+        "| test | WA | UA | weighted F1 | macro F1 |", "|---|---|---|---|---|",
+        f"| {fold['sizes']['test']} utterances | {test['wa']:.4f} | {test['ua']:.4f} | {test['weighted_f1']:.4f} | "
+        f"{test['macro_f1']:.4f} |", "",
+        "```python", "from mer_jax import EmotionRecognizer", "",
+        "recognizer = EmotionRecognizer.from_pretrained(\"path/to/this/folder\")",
+        "recognizer.predict(\"utterance.wav\", \"its transcript\")  # {'label': ..., 'probabilities': {...}}", "```",
+        "", "The run's report:", "", "```", report.read_text().strip() if report.exists() else "(none)", "```", ""])

@@ -30,7 +30,7 @@ class ModelSpec:
     defaults: dict  # the model's config section with its defaults
     check: Callable  # (model section) -> None, raising ValueError for values the model cannot use
     modalities: Callable  # (config) -> what the model reads from the corpus: a subset of {"audio", "text"}
-    build: Callable  # (config, sizes, rngs) -> model; sizes: num_classes, vocab_size, text_dim, audio_dim
+    build: Callable  # (config, sizes, rngs, text_encoder) -> model; sizes: num_classes, vocab_size, text_dim, audio_dim
     objective: str = "cross_entropy"  # the default loss (mer_jax/training/objectives.py)
     level: str = "utterance"  # utterance | dialogue: what one example (one row of a batch) is
     sections: dict = dataclasses.field(default_factory=dict)  # config sections only this model uses
@@ -40,13 +40,16 @@ class ModelSpec:
 def _on_tokens_and_frames(module):
     """A builder for models that read MFCC frames (masked in training by the config's ``augment``) and
     tokens through the config's text encoder."""
-    def build(config, sizes: dict, rngs: nnx.Rngs):
+    def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: nnx.Module | None = None):
         reads_text = "text" in config.model.modalities
         # a pretrained encoder computes in text.dtype, or in bfloat16 with the whole model (model.dtype)
         dtype = config.text.dtype if config.model.dtype == "float32" else config.model.dtype
-        encoder, hidden = (build_text_encoder(config.text, dtype=dtype, max_tokens=config.features.max_tokens,
-                                              dropout=config.model.dropout, frozen=config.train.freeze_encoder,
-                                              vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
+        if reads_text and text_encoder is not None:
+            encoder, hidden = text_encoder, text_encoder.hidden_size
+        else:
+            encoder, hidden = (build_text_encoder(config.text, dtype=dtype, max_tokens=config.features.max_tokens,
+                                                  dropout=config.model.dropout, frozen=config.train.freeze_encoder,
+                                                  vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
         a = config.augment
         augment = SpecAugment(**a, rngs=rngs) if a.freq_masks or a.time_masks else None
         return module.build(config.model, num_classes=sizes["num_classes"], n_mfcc=frame_features(config.features),
@@ -56,7 +59,7 @@ def _on_tokens_and_frames(module):
 
 def _on_utterance_vectors(module):
     """A builder for models that read LPGNet's utterance vectors (dialogue batches)."""
-    def build(config, sizes: dict, rngs: nnx.Rngs):
+    def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: None = None):  # reads vectors, not tokens
         return module.build(config.model, num_classes=sizes["num_classes"], text_dim=sizes.get("text_dim", 0),
                             audio_dim=sizes.get("audio_dim", 0), rngs=rngs)
     return build
@@ -132,10 +135,12 @@ def get_model_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def build_model(config, sizes: dict, seed: int | None = None) -> nnx.Module:
+def build_model(config, sizes: dict, seed: int | None = None, *, text_encoder: nnx.Module | None = None) -> nnx.Module:
     """The model ``config.model.name`` names, initialised from `seed` (default ``config.seed``).
 
-    `sizes` holds what the data decides: num_classes, and vocab_size / text_dim / audio_dim as the model needs.
+    `sizes` holds what the data decides: num_classes, and vocab_size / text_dim / audio_dim as the model
+    needs. `text_encoder`, if given, replaces the one ``config.text`` names (an exported model's, built
+    from its saved encoder config without the original checkpoint).
     """
     spec = get_model_spec(config.model.name)
-    return spec.build(config, sizes, model_rngs(config.seed if seed is None else seed))
+    return spec.build(config, sizes, model_rngs(config.seed if seed is None else seed), text_encoder)
