@@ -5,7 +5,8 @@
     mer-jax train     --config=configs/x.py --workdir=runs/x [--config.field=value ...] [--restart]
                       [--distributed [--coordinator=HOST:PORT --num_processes=N --process_id=I]]
     mer-jax table     --table=lpgnet_table3 --workdir=runs/x [--config.field=value ...]   a paper table
-    mer-jax evaluate  --workdir=runs/x    test again from the best checkpoint(s)
+    mer-jax evaluate  --workdir=runs/x [--corpus=emodb --root=PATH --label_map=anger=ang,...]
+                      test again from the best checkpoint(s), or on every utterance of another corpus
     mer-jax predict   --workdir=runs/x (--audio=a.wav --text="..." | --manifest=items.csv --out=predictions.csv)
     mer-jax export    --workdir=runs/x --out=DIR    a self-contained model folder (EmotionRecognizer.from_pretrained)
     mer-jax attention --workdir=runs/x (--utterance=ID | --audio=a.wav --text="..." | --top_tokens) [--out=DIR]
@@ -47,6 +48,10 @@ flags.DEFINE_string("out", None, "attention: output folder (default <workdir>/at
                     "predict --manifest: the predictions CSV; export: the model folder.")
 flags.DEFINE_string("manifest", None, "predict: a CSV with columns audio and/or text (and optionally id), one utterance "
                     "per row.")
+flags.DEFINE_string("corpus", None, "evaluate: score the run on every utterance of this corpus instead (cross-corpus).")
+flags.DEFINE_string("root", None, "evaluate --corpus: the corpus' folder.")
+flags.DEFINE_string("label_map", "", "evaluate --corpus: code=class,... mapping its labels onto the run's classes "
+                    "(data.label_map; unmapped labels are excluded and counted).")
 flags.DEFINE_integer("seed_index", None, "export: which of the run's seeds (default: the best on validation).")
 FLAGS = flags.FLAGS
 
@@ -196,17 +201,31 @@ def _has_field(config, override: str) -> bool:
 
 def evaluate() -> None:
     """Score a finished run's best checkpoint(s) on the test part of its protocol again, and write its
-    report files (report.md, confusion matrix and training curves)."""
+    report files (report.md, confusion matrix and training curves); with --corpus, score it on every
+    utterance of another corpus instead and write them to <workdir>/cross_corpus_<corpus>/."""
+    import json  # noqa: PLC0415
+
     from mer_jax.config import load_run_config  # noqa: PLC0415
     from mer_jax.evaluation.plots import write_report_files  # noqa: PLC0415
     from mer_jax.evaluation.report import format_report  # noqa: PLC0415
     from mer_jax.inference import evaluate_run  # noqa: PLC0415
 
-    workdir = _workdir()
-    results, config = evaluate_run(workdir), load_run_config(workdir / "config.json")
+    workdir, out = _workdir(), _workdir()
+    config = load_run_config(workdir / "config.json")
+    corpus = None
+    if FLAGS.corpus is not None:
+        if FLAGS.root is None:
+            raise app.UsageError("evaluate --corpus needs --root (the corpus' folder)")
+        corpus = {"corpus": FLAGS.corpus, "root": FLAGS.root, "label_map": FLAGS.label_map}
+        config.data.update(corpus)
+        out = workdir / f"cross_corpus_{FLAGS.corpus}"
+        out.mkdir(exist_ok=True)
+    results = evaluate_run(workdir, corpus)
     report = format_report(results, config)
     print(report)
-    written = write_report_files(workdir, results, config, report)
+    if corpus:
+        (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    written = write_report_files(out, results, config, report)
     print("wrote " + ", ".join(str(path) for path in written))
 
 

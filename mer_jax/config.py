@@ -29,6 +29,9 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         root="data/IEMOCAP_full_release",
         label_set="iemocap6",
         skip_bad_input=False,  # True: skip bad utterances and count them instead of stopping
+        # "code=class,...": the corpus' label codes onto label_set's classes (cross-corpus evaluation,
+        # e.g. anger=ang,happiness=hap,neutral=neu,sadness=sad); other codes are excluded and counted
+        label_map="",
         cache_dir=".cache/features",
     )
     c.features = dict(
@@ -113,7 +116,7 @@ class ConfigError(ValueError):
 def validate(config) -> None:
     """Refuse, before any work starts, values outside what the code knows (naming field and choices)."""
     from mer_jax.data.corpora import READERS  # noqa: PLC0415
-    from mer_jax.data.labels import LABEL_SETS  # noqa: PLC0415
+    from mer_jax.data.labels import LABEL_SETS, label_set_of  # noqa: PLC0415
     from mer_jax.data.splits import PROTOCOLS  # noqa: PLC0415
     from mer_jax.models.registry import get_model_spec  # noqa: PLC0415
     from mer_jax.training.objectives import objective_defaults  # noqa: PLC0415
@@ -140,7 +143,11 @@ def validate(config) -> None:
     for name, value in config.augment.items():
         if not isinstance(value, int) or value < 0:
             raise ConfigError(f"config field augment.{name} = {value!r}: must be a whole number >= 0")
+    if config.split.protocol == "cross_corpus":
+        raise ConfigError("split.protocol = 'cross_corpus' trains nothing: it scores a trained run on another corpus "
+                          "(mer-jax evaluate --workdir=RUN --corpus=NAME --root=PATH --label_map=...)")
     try:
+        label_set_of(config.data)
         spec = get_model_spec(config.model.name)
         _same_fields("model", config.model, {"name": config.model.name, "dtype": "float32", **spec.defaults})
         _same_fields("objective", config.objective, objective_defaults(config.objective.name))

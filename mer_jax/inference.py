@@ -22,7 +22,7 @@ from mer_jax.config import ConfigError, load_run_config
 from mer_jax.data.audio import SAMPLE_RATE, load_audio
 from mer_jax.data.examples import Examples, numpy_batches, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
-from mer_jax.data.labels import get_label_set
+from mer_jax.data.labels import get_label_set, label_set_of
 from mer_jax.data.records import Utterance
 from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import summarize_folds, summarize_seeds
@@ -229,8 +229,11 @@ class EmotionRecognizer:
             yield batch, np.asarray(self._forward(self._params, self._other, jax.device_put(batch), name=name))
 
 
-def evaluate_run(run_dir) -> dict:
-    """Evaluate a finished run's best checkpoint(s) on the test part of its protocol, again.
+def evaluate_run(run_dir, corpus: dict | None = None) -> dict:
+    """Evaluate a finished run's best checkpoint(s) on the test part of its protocol, again; or, with
+    `corpus` (``data`` fields: corpus, root, label_map, ...), on every utterance of another corpus,
+    its labels mapped onto the run's classes (cross-corpus evaluation; unmapped labels are excluded
+    and counted, each fold's model scores the whole corpus).
 
     Reads the corpus and rebuilds the splits and examples exactly as the run's saved config did;
     every fold's checkpoint (every seed's) is scored on its own test part. Returns metrics shaped
@@ -238,10 +241,23 @@ def evaluate_run(run_dir) -> dict:
     """
     run_dir = pathlib.Path(run_dir)
     config = load_run_config(run_dir / "config.json")
+    n_folds = len(sorted(run_dir.glob("fold*"))) or 1
+    if corpus:
+        trained_on = f"{config.data.corpus} ({config.data.label_set}, protocol {config.split.protocol})"
+        config.data.update(corpus)
+        config.split.protocol = "cross_corpus"
+        try:
+            label_set_of(config.data)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if get_model_spec(config.model.name).level != "utterance":
+            raise ConfigError(f"{run_dir}: cross-corpus evaluation scores utterance-level models; "
+                              f"{config.model.name} reads dialogues of utterance vectors")
     data = load_experiment_data(config)
     folds = []
-    for k, split in enumerate(data.splits):
-        workdir = fold_dir(run_dir, k, len(data.splits))
+    splits = data.splits * n_folds if corpus else data.splits  # every fold's model scores the other corpus
+    for k, split in enumerate(splits):
+        workdir = fold_dir(run_dir, k, len(splits))
         examples = prepare_fold_data(config, data, split, workdir, write=False).examples["test"]
         split_model, params, other = load_best_seeds(config, workdir)
         step = make_eval_step(split_model, seeds=True)
@@ -249,7 +265,8 @@ def evaluate_run(run_dir) -> dict:
                                   for batch in numpy_batches(examples, config.train.batch_size)], axis=1)
         per_seed = [classification_metrics(examples.labels(), examples.real(o[: len(examples)]).argmax(-1),
                                            data.label_set.classes) for o in outputs]
-        fold = {"protocol": split.name, "sizes": {"test": len(examples.labels())},
+        protocol = f"{split.name} of {data.report.corpus}, model trained on {trained_on}" if corpus else split.name
+        fold = {"protocol": protocol, "sizes": {"test": len(examples.labels())},
                 "history": read_history(workdir, config.train.epochs)}
         if len(per_seed) == 1:
             fold["test"] = per_seed[0]
@@ -259,6 +276,7 @@ def evaluate_run(run_dir) -> dict:
         folds.append(fold)
     results = summarize_folds(folds)
     results["skipped_bad_input"], results["corpus"] = len(data.report.skipped), data.report.corpus
+    results["excluded_by_label"] = dict(data.report.excluded_labels)
     return results
 
 

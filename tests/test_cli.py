@@ -179,3 +179,28 @@ def test_attention_maps_of_one_utterance_and_top_tokens_per_class(trained_run, b
 
     refused = mer_jax("attention", f"--workdir={workdir}")
     assert refused.returncode != 0 and "--utterance" in refused.stderr
+
+
+def test_cross_corpus_evaluation_maps_labels_and_counts_the_rest(trained_run, tmp_path):
+    import soundfile as sf
+
+    # an EmoDB-format corpus: 2 speakers x 6 emotions; anger, happiness, neutral, sadness map onto the run's
+    # iemocap6 classes, boredom and fear are excluded and counted
+    rng = np.random.default_rng(0)
+    (tmp_path / "emodb" / "wav").mkdir(parents=True)
+    for speaker in ("03", "08"):
+        for code in "WFNTLA":
+            sf.write(tmp_path / "emodb" / "wav" / f"{speaker}a01{code}a.wav", rng.normal(0, 0.1, 16000), 16000)
+    workdir, _ = trained_run
+    label_map = "anger=ang,happiness=hap,neutral=neu,sadness=sad"
+    result = mer_jax("evaluate", f"--workdir={workdir}", "--corpus=emodb", f"--root={tmp_path / 'emodb'}",
+                     f"--label_map={label_map}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "excluded (label not mapped): boredom 2, fear 2" in result.stdout
+    assert f"labels mapped by {label_map}" in result.stdout and "cross-corpus" in result.stdout
+    metrics = json.loads((workdir / "cross_corpus_emodb" / "metrics.json").read_text())
+    assert metrics["folds"][0]["sizes"]["test"] == 8 and sum(map(sum, metrics["folds"][0]["test"]["confusion_matrix"])) == 8
+    assert (workdir / "cross_corpus_emodb" / "report.md").exists()
+    bad = mer_jax("evaluate", f"--workdir={workdir}", "--corpus=emodb", f"--root={tmp_path / 'emodb'}",
+                  "--label_map=anger=furious")
+    assert bad.returncode != 0 and "data.label_map entry 'anger=furious'" in bad.stderr and "Traceback" not in bad.stderr

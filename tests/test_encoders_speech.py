@@ -1,6 +1,7 @@
-"""Flax wav2vec2 / HuBERT / data2vec-audio against transformers' PyTorch models (the oracle), built from
-small random configs of every variant and loaded through the factory; strict loading with both
-weight-norm namings; the waveform preprocessing against transformers' Wav2Vec2FeatureExtractor."""
+"""Flax wav2vec2 / HuBERT / WavLM / data2vec-audio against transformers' PyTorch models (the oracle),
+built from small random configs of every variant and loaded through the factory; strict loading with
+both weight-norm namings; WavLM's position buckets and first-layer bias table; the waveform
+preprocessing against transformers' Wav2Vec2FeatureExtractor."""
 
 import json
 import os
@@ -43,6 +44,16 @@ VARIANTS = {
     "data2vec-audio-even-bias": ("Data2VecAudio", dict(conv_dim=(12, 20), conv_kernel=(8, 4), conv_stride=(4, 3),
                                                        conv_bias=True, num_conv_pos_embeddings=2,
                                                        conv_pos_kernel_size=6, num_conv_pos_embedding_groups=2)),
+    # WavLM's 79 frames reach past max_bucket_distance, so every bucket regime is exercised.
+    "wavlm-base-group": ("WavLM", dict(**THREE_CONVS, num_buckets=16, max_bucket_distance=20,
+                                       num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)),
+    "wavlm-base-layer-bias": ("WavLM", dict(conv_dim=(12, 20), conv_kernel=(8, 4), conv_stride=(4, 3), conv_bias=True,
+                                            feat_extract_norm="layer", num_buckets=10, max_bucket_distance=7,
+                                            num_conv_pos_embeddings=6, num_conv_pos_embedding_groups=2)),
+    "wavlm-stable-layer-bias": ("WavLM", dict(conv_dim=(12, 20, 16), conv_kernel=(8, 4, 2), conv_stride=(4, 3, 1),
+                                              conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
+                                              num_buckets=32, max_bucket_distance=50, num_conv_pos_embeddings=5,
+                                              num_conv_pos_embedding_groups=2)),
 }
 
 LENGTHS = np.array([1600, 1234, 517])
@@ -51,13 +62,14 @@ WAVES = (np.random.default_rng(0).normal(size=MASK.shape) * MASK).astype(np.floa
 
 
 def torch_model(family, config, head="Model", **extra):
-    """A random transformers model with every parameter perturbed (LayerNorm scales included), in eval mode."""
+    """A random transformers model with every parameter perturbed (LayerNorm scales included), in eval mode;
+    WavLM's bias table and gate constants strongly, so that a wrong bias or gate shows far above 1e-4."""
     config = getattr(transformers, f"{family}Config")(**TINY, **config, **extra)
     torch.manual_seed(0)
     model = getattr(transformers, f"{family}{head}")(config).eval()
     with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+        for name, p in model.named_parameters():
+            p.add_((1.0 if "rel_attn_embed" in name or "gru_rel_pos_const" in name else 0.1) * torch.randn_like(p))
     return model
 
 
@@ -212,6 +224,67 @@ def test_unsupported_options_are_refused():
         encoders.from_config(config_dict("hubert-stable-layer", conv_pos_batch_norm=True), rngs=nnx.Rngs(0))
     with pytest.raises(NotImplementedError, match="add_adapter"):
         encoders.from_config(config_dict("wav2vec2-base-group", add_adapter=True), rngs=nnx.Rngs(0))
+
+
+# --- WavLM ---
+
+@pytest.mark.parametrize("num_buckets, max_distance", [(320, 800), (16, 20), (10, 7)])
+def test_wavlm_position_buckets_match_transformers(num_buckets, max_distance):
+    from mer_jax.encoders.wavlm import relative_position_buckets
+    from transformers.models.wavlm.modeling_wavlm import WavLMAttention
+
+    attention = WavLMAttention(8, 2, num_buckets=num_buckets, max_distance=max_distance)
+    offsets = torch.arange(1200)[None] - torch.arange(1200)[:, None]
+    np.testing.assert_array_equal(relative_position_buckets(1200, num_buckets, max_distance),
+                                  attention._relative_positions_bucket(offsets).numpy())
+
+
+def test_wavlm_bias_table_only_in_the_first_layer_and_legacy_names(tmp_path):
+    model = torch_model(*VARIANTS["wavlm-base-group"])
+    model.save_pretrained(tmp_path)
+    legacy = {name.replace("parametrizations.weight.original0", "weight_g")
+              .replace("parametrizations.weight.original1", "weight_v"): t for name, t in model.state_dict().items()}
+    torch.save(legacy, tmp_path / "pytorch_model.bin")
+    (tmp_path / "model.safetensors").rename(tmp_path / "weights")
+    encoder, _ = encoders.from_pretrained(tmp_path)
+    got = encoder(jnp.asarray(WAVES), jnp.asarray(MASK))
+    assert max_diff(got.last_hidden_state, run_torch(model).last_hidden_state, np.asarray(got.frame_mask)) <= 1e-4
+
+    (tmp_path / "pytorch_model.bin").unlink()
+    tensors = load_file(tmp_path / "weights")
+    tensors["encoder.layers.1.attention.rel_attn_embed.weight"] = tensors.pop(
+        "encoder.layers.0.attention.rel_attn_embed.weight")
+    tensors["encoder.layers.0.attention.gru_rel_pos_const"] = np.ones((1, 2, 1, 1), np.float32)
+    save_file(tensors, tmp_path / "model.safetensors")
+    with pytest.raises(encoders.CheckpointMismatchError) as error:
+        encoders.from_pretrained(tmp_path)
+    message = str(error.value)
+    assert "missing from the checkpoint: encoder.layers.0.attention.rel_attn_embed.weight" in message
+    assert "unexpected in the checkpoint: encoder.layers.1.attention.rel_attn_embed.weight" in message
+    assert "encoder.layers.0.attention.gru_rel_pos_const: checkpoint (1, 2, 1, 1), encoder expects (1, 4, 1, 1)" in message
+
+
+def test_wavlm_layerdrop_never_skips_the_first_layer():
+    config = config_dict("wavlm-stable-layer-bias", hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                         feat_proj_dropout=0.0, layerdrop=1.0)
+    encoder = encoders.from_config(config, rngs=nnx.Rngs(0))
+    first, second, third = encoder(jnp.asarray(WAVES), output_hidden_states=True).hidden_states
+    assert not np.allclose(first, second)
+    np.testing.assert_array_equal(second, third)
+
+
+def test_wavlm_bfloat16_compute_keeps_float32_params():
+    encoder16, encoder32 = (encoders.from_config(config_dict("wavlm-base-group"), dtype=dtype, rngs=nnx.Rngs(0))
+                            for dtype in (jnp.bfloat16, jnp.float32))
+    encoder16.eval(), encoder32.eval()
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(nnx.state(encoder16, nnx.Param)))
+    graph, state = nnx.split(encoder16)
+    out16 = jax.jit(lambda s, w, m: nnx.merge(graph, s)(w, m).last_hidden_state)(state, WAVES, MASK)
+    assert out16.dtype == jnp.bfloat16
+    out32 = encoder32(jnp.asarray(WAVES), jnp.asarray(MASK))
+    real = np.asarray(out32.frame_mask)
+    np.testing.assert_allclose(np.asarray(out16, np.float32)[real], np.asarray(out32.last_hidden_state)[real],
+                               atol=0.1, rtol=0.05)
 
 
 # --- waveform preprocessing ---

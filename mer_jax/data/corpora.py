@@ -5,6 +5,7 @@ from __future__ import annotations
 from mer_jax.data.cremad import read_cremad
 from mer_jax.data.emodb import read_emodb
 from mer_jax.data.iemocap import read_iemocap
+from mer_jax.data.labels import label_set_of
 from mer_jax.data.manifest import read_manifest
 from mer_jax.data.meld import read_meld
 from mer_jax.data.ravdess import read_ravdess
@@ -24,5 +25,5 @@ def read_corpus(data_config) -> tuple[list[Utterance], ReadReport]:
     """Read the corpus a config's ``data`` section names, raising or skipping bad input as it asks."""
     if data_config.corpus not in READERS:
         raise ValueError(f"unknown corpus {data_config.corpus!r}; known: {sorted(READERS)}")
-    return READERS[data_config.corpus](data_config.root, label_set=data_config.label_set,
+    return READERS[data_config.corpus](data_config.root, label_set=label_set_of(data_config),
                                        on_error="skip" if data_config.skip_bad_input else "raise")

@@ -115,6 +115,8 @@ def _cache_key(utterances: list[Utterance], params: MfccParams) -> str:
 
 def tokenize(texts: list[str], tokenizer, max_length: int) -> tuple[np.ndarray, np.ndarray]:
     """(input_ids, attention_mask), each (len(texts), max_length) int32, with a Hugging Face tokenizer."""
+    if not texts:  # e.g. the empty training part of a cross-corpus evaluation
+        return np.zeros((0, max_length), np.int32), np.zeros((0, max_length), np.int32)
     encoded = tokenizer(list(texts), max_length=max_length, padding="max_length", truncation=True,
                         return_tensors="np")
     return encoded["input_ids"].astype(np.int32), encoded["attention_mask"].astype(np.int32)

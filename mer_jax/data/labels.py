@@ -60,3 +60,21 @@ def get_label_set(name: str) -> LabelSet:
         return LABEL_SETS[name]
     except KeyError:
         raise ValueError(f"unknown label set {name!r}; known: {sorted(LABEL_SETS)}") from None
+
+
+def label_set_of(data) -> LabelSet:
+    """The label set a config's ``data`` section asks for: ``label_set``, its codes replaced by
+    ``label_map`` ("code=class,..." onto the label set's classes; other codes are excluded and counted)
+    when one is given, e.g. EmoDB's ``anger=ang,happiness=hap,neutral=neu,sadness=sad`` for a model
+    trained on iemocap4."""
+    base = get_label_set(data.label_set)
+    if not data.get("label_map"):
+        return base
+    mapping = {}
+    for pair in data.label_map.split(","):
+        code, _, name = (part.strip() for part in pair.partition("="))
+        if not code or name not in base.classes:
+            raise ValueError(f"data.label_map entry {pair!r}: must be code=class with a class of {base.name} "
+                             f"{list(base.classes)}")
+        mapping[code] = name
+    return LabelSet(f"{base.name} (label_map {data.label_map})", base.classes, mapping)

@@ -27,7 +27,7 @@ import numpy as np
 
 from mer_jax.data.records import Utterance
 
-PROTOCOLS = ("random", "holdout", "loso", "official")
+PROTOCOLS = ("random", "holdout", "loso", "official", "cross_corpus")
 UNITS = ("utterance", "dialogue")
 
 
@@ -101,6 +101,10 @@ def make_splits(utterances: list[Utterance], protocol: str, *, seed: int, test_f
                 raise ValueError(f"the official partitions share dialogue(s) {sorted(shared)[:5]}: a dialogue must "
                                  "lie in one partition")
         return [Split("official train / dev / test partition (dev selects the checkpoint)", *parts)]
+    if protocol == "cross_corpus":  # a trained run scored on another corpus (mer-jax evaluate --corpus=...)
+        nothing = everything[:0]
+        return [Split(f"cross-corpus: every one of the {len(everything)} utterances is test", nothing, nothing,
+                      everything)]
     raise ValueError(f"unknown split protocol {protocol!r}; choose one of {PROTOCOLS}")
 
 

@@ -1,5 +1,5 @@
-"""Flax NNX text encoders (BERT, DeBERTa-v2/v3) and speech encoders (wav2vec2, HuBERT, data2vec-audio)
-that load Hugging Face checkpoints.
+"""Flax NNX text encoders (BERT, DeBERTa-v2/v3) and speech encoders (wav2vec2, HuBERT, WavLM,
+data2vec-audio) that load Hugging Face checkpoints.
 
     encoder, hf_config = from_pretrained("microsoft/deberta-v3-base", dtype=jnp.bfloat16)
     tokenizer = load_tokenizer("microsoft/deberta-v3-base")
@@ -21,6 +21,7 @@ from mer_jax.encoders.factory import encoder_config, from_config, from_pretraine
 from mer_jax.encoders.layers import EncoderOutput
 from mer_jax.encoders.speech import SpeechConfig, SpeechEncoder, SpeechEncoderOutput, WaveformPreprocessor
 from mer_jax.encoders.wav2vec2 import Data2VecAudioEncoder, HubertEncoder, Wav2Vec2Encoder
+from mer_jax.encoders.wavlm import WavLMConfig, WavLMEncoder
 
 __all__ = [
     "BertConfig",
@@ -35,6 +36,8 @@ __all__ = [
     "SpeechEncoder",
     "SpeechEncoderOutput",
     "Wav2Vec2Encoder",
+    "WavLMConfig",
+    "WavLMEncoder",
     "WaveformPreprocessor",
     "encoder_config",
     "from_config",

@@ -8,7 +8,8 @@ Loading is strict. Each Flax parameter has exactly one checkpoint name, derived 
 `checkpoint_rules` (Flax module path -> Hugging Face module path, e.g. `layers.0.attention.query` ->
 `encoder.layer.0.attention.self.query`) and its leaf (`kernel`, `scale`, `embedding` -> `weight`;
 a weight-normed convolution's `weight_g`, `weight_v` -> `parametrizations.weight.original0/1`, the
-names PyTorch's parametrisation saves; older checkpoints' `weight_g`/`weight_v` are renamed to them).
+names PyTorch's parametrisation saves; older checkpoints' `weight_g`/`weight_v` are renamed to them;
+a bare parameter such as WavLM's `gru_rel_pos_const` keeps its name).
 Every checkpoint tensor must be used or match the encoder's `ignored_checkpoint_keys` (task and
 pre-training heads, `position_ids`); anything missing, unexpected or of the wrong shape raises
 `CheckpointMismatchError` naming all offenders.
@@ -111,7 +112,7 @@ def checkpoint_name(path: tuple, rules) -> str:
     module_path, leaf = ".".join(str(p) for p in path[:-1]), str(path[-1])
     for pattern, replacement in rules:
         if re.fullmatch(pattern, module_path):
-            return f"{re.sub(pattern, replacement, module_path)}.{LEAF_NAMES[leaf]}"
+            return f"{re.sub(pattern, replacement, module_path)}.{LEAF_NAMES.get(leaf, leaf)}"
     raise KeyError(f"no checkpoint rule for Flax parameter {'.'.join(map(str, path))}")
 
 

@@ -15,6 +15,7 @@ from mer_jax.encoders.checkpoint import canonical_names, load_weights, read_tens
 from mer_jax.encoders.deberta import DebertaV2Config, DebertaV2Encoder
 from mer_jax.encoders.speech import SpeechConfig, WaveformPreprocessor
 from mer_jax.encoders.wav2vec2 import Data2VecAudioEncoder, HubertEncoder, Wav2Vec2Encoder
+from mer_jax.encoders.wavlm import WavLMConfig, WavLMEncoder
 
 ENCODERS = {
     "bert": (BertConfig, BertEncoder),
@@ -22,6 +23,7 @@ ENCODERS = {
     "wav2vec2": (SpeechConfig, Wav2Vec2Encoder),
     "hubert": (SpeechConfig, HubertEncoder),
     "data2vec-audio": (SpeechConfig, Data2VecAudioEncoder),
+    "wavlm": (WavLMConfig, WavLMEncoder),
 }
 
 

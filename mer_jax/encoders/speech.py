@@ -233,8 +233,8 @@ class PositionalConvEmbedding(nnx.Module):
 class Attention(nnx.Module):
     """Multi-head self-attention over the real frames, q/k/v/out projections with biases.
 
-    `logit_bias(x, **context)` adds (B, heads, Lq, Lk) logits, zero here: the hook for WavLM's gated
-    relative position bias.
+    `logit_bias(x, **context)` adds (B, heads, Lq, Lk) float32 logits, zero here: the hook for WavLM's
+    gated relative position bias.
     """
 
     def __init__(self, b: SpeechBuilder):
@@ -297,24 +297,26 @@ class TransformerEncoder(nnx.Module):
     and `*EncoderStableLayerNorm`); returns the final states and the hidden states as transformers
     lists them: the first layer's input, then each layer's output (pre-norm: before the final LayerNorm)."""
 
-    def __init__(self, b: SpeechBuilder, pos_conv_embed: nnx.Module, layers: list[EncoderLayer], *, stable: bool):
+    def __init__(self, b: SpeechBuilder, pos_conv_embed: nnx.Module, layers: list[EncoderLayer], *, stable: bool,
+                 keep_first: bool = False):
         c: SpeechConfig = b.config
         self.pos_conv_embed = pos_conv_embed
         self.layer_norm = b.norm()
         self.dropout = b.dropout(c.hidden_dropout)
         self.layers = nnx.List(layers)
         # A dropout of a scalar one is a coin on the dropout stream: 0 with probability `layerdrop` in
-        # training, never in eval; a layer whose coin is 0 is skipped.
+        # training, never in eval; a layer whose coin is 0 is skipped (the first one never with `keep_first`).
         self.layerdrop = b.dropout(c.layerdrop)
-        self.stable = stable
+        self.stable, self.keep_first = stable, keep_first
 
     def __call__(self, x: jax.Array, frame_mask: jax.Array, **context) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         x = jnp.where(frame_mask[..., None], x, 0)
         x = x + self.pos_conv_embed(x)
         x = self.dropout(x if self.stable else self.layer_norm(x))
         hidden_states = [x]
-        for layer in self.layers:
-            x = jnp.where(self.layerdrop(jnp.ones(())) > 0, layer(x, frame_mask, **context), x)
+        for i, layer in enumerate(self.layers):
+            y = layer(x, frame_mask, **context)
+            x = y if i == 0 and self.keep_first else jnp.where(self.layerdrop(jnp.ones(())) > 0, y, x)
             hidden_states.append(x)
         return (self.layer_norm(x) if self.stable else x), tuple(hidden_states)
 
@@ -340,7 +342,9 @@ class SpeechEncoder(nnx.Module):
 
     Subclasses name the family (`model_type`, `base_model_prefix`) and may replace the positional
     embedding (`positional_embedding`) or a layer's attention (`attention`, given the layer's index:
-    WavLM's first layer holds the relative position table).
+    WavLM's first layer holds the relative position table), give every attention extra keyword
+    arguments (`attention_context`: WavLM's position bias, computed once for all layers), and
+    exempt the first layer from LayerDrop (`keep_first_layer`).
     """
 
     model_type: str
@@ -350,6 +354,7 @@ class SpeechEncoder(nnx.Module):
     ignored_checkpoint_keys = (r"^masked_spec_embed$", r"^lm_head\.", r"^projector\.", r"^classifier\.",
                                r"^layer_weights$", r"^quantizer\.", r"^project_(hid|q)\.", r"^tdnn\.",
                                r"^feature_extractor\.(weight|bias)$", r"^objective\.")
+    keep_first_layer = False
 
     def __init__(self, config: SpeechConfig, *, dtype=jnp.float32, rngs: nnx.Rngs):
         b = SpeechBuilder(config, dtype, rngs)
@@ -361,7 +366,7 @@ class SpeechEncoder(nnx.Module):
         self.encoder = TransformerEncoder(
             b, self.positional_embedding(b),
             [EncoderLayer(b, self.attention(b, i), stable=stable) for i in range(config.num_hidden_layers)],
-            stable=stable)
+            stable=stable, keep_first=self.keep_first_layer)
 
     def positional_embedding(self, b: SpeechBuilder) -> nnx.Module:
         return PositionalConvEmbedding(b)
@@ -369,6 +374,11 @@ class SpeechEncoder(nnx.Module):
     def attention(self, b: SpeechBuilder, index: int) -> Attention:
         del index
         return Attention(b)
+
+    def attention_context(self, num_frames: int) -> dict:
+        """Keyword arguments every layer's attention receives for `num_frames` frames (none here)."""
+        del num_frames
+        return {}
 
     def frame_mask(self, attention_mask: jax.Array | None, num_frames: int, batch: int) -> jax.Array:
         """(B, F) real frames of right-padded waveforms whose real samples `attention_mask` marks."""
@@ -381,7 +391,8 @@ class SpeechEncoder(nnx.Module):
                  output_hidden_states: bool = False) -> SpeechEncoderOutput:
         features = self.feature_extractor(input_values)
         mask = self.frame_mask(attention_mask, features.shape[1], features.shape[0])
-        x, hidden_states = self.encoder(self.feature_projection(features), mask)
+        x, hidden_states = self.encoder(self.feature_projection(features), mask,
+                                        **self.attention_context(features.shape[1]))
         return SpeechEncoderOutput(x, mask, hidden_states if output_hidden_states else None)
 
 

@@ -43,8 +43,11 @@ def format_report(results: dict, config) -> str:
         + (f"; computes in {config.model.dtype}" if config.model.dtype != "float32" else "")
         + (f"; training loss weighted by class ({config.train.class_weights})" if config.train.class_weights != "none"
            else ""),
-        f"data: {results['corpus']}; label set {config.data.label_set}; "
-        f"{results['skipped_bad_input']} utterance(s) skipped as bad input",
+        f"data: {results['corpus']}; label set {config.data.label_set}"
+        + (f", labels mapped by {config.data.label_map}" if config.data.get("label_map") else "")
+        + f"; {results['skipped_bad_input']} utterance(s) skipped as bad input"
+        + ("; excluded (label not mapped): " + ", ".join(f"{k} {v}" for k, v in sorted(results["excluded_by_label"].items()))
+           if results.get("excluded_by_label") else ""),
         f"protocol: {protocol}; checkpoint chosen by validation {config.train.select_metric}"
         + ("; MFCCs normalised per speaker (test speakers' unlabelled frames included)"
            if config.features.speaker_normalization else ""),

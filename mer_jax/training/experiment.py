@@ -11,7 +11,7 @@ from mer_jax.config import ConfigError
 from mer_jax.data.corpora import read_corpus
 from mer_jax.data.examples import Examples, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, audio_features, normalize_per_speaker
-from mer_jax.data.labels import LabelSet, get_label_set
+from mer_jax.data.labels import LabelSet, label_set_of
 from mer_jax.data.records import ReadReport, Utterance
 from mer_jax.data.splits import Split, make_splits
 from mer_jax.models.registry import get_model_spec
@@ -40,7 +40,7 @@ def load_experiment_data(config) -> ExperimentData:
                          validation_fraction=config.split.validation_fraction,
                          test_sessions=tuple(config.split.test_sessions),
                          unit=get_model_spec(config.model.name).level)  # dialogue models keep dialogues whole
-    return ExperimentData(utterances, report, get_label_set(config.data.label_set), audio, splits)
+    return ExperimentData(utterances, report, label_set_of(config.data), audio, splits)
 
 
 def examples_of(config, data: ExperimentData, indices, tokenizer) -> Examples:

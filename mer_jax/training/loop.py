@@ -104,7 +104,7 @@ def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathl
         examples = {part: examples_of(config, data, getattr(split, part), tokenizer) for part in PARTS}
     buckets = length_buckets(examples["train"], config.features.length_buckets)
     examples = {part: e.with_buckets(buckets) for part, e in examples.items()}
-    if config.train.class_weights != "none":
+    if config.train.class_weights != "none" and len(examples["train"]):
         examples["train"] = examples["train"].class_weighted(sizes["num_classes"], CLASS_WEIGHTS[config.train.class_weights])
     if write:
         (workdir / SIZES).write_text(json.dumps(sizes))
