@@ -97,7 +97,7 @@ def test_predict_and_evaluate_use_the_trained_run(trained_run, demo_root):
     ("short.wav", "Hello there.", "shorter than one 25 ms MFCC window"),
     ("silent.wav", "Hello there.", "the audio is silent"),
     ("stereo8k.wav", "  ", "empty transcript for"),
-    (None, "Hello there.", "no audio: this run's model hears audio"),
+    (None, "Hello there.", "no audio: this model hears audio"),
 ])
 def test_predict_refuses_what_no_model_can_score_in_one_line(trained_run, tmp_path, audio, text, message):
     import soundfile as sf
