@@ -241,7 +241,7 @@ def evaluate_run(run_dir, corpus: dict | None = None) -> dict:
     """
     run_dir = pathlib.Path(run_dir)
     config = load_run_config(run_dir / "config.json")
-    n_folds = len(sorted(run_dir.glob("fold*"))) or 1
+    n_folds = sum(1 for path in run_dir.glob("fold*") if path.is_dir() and path.name[4:].isdigit()) or 1
     if corpus:
         trained_on = f"{config.data.corpus} ({config.data.label_set}, protocol {config.split.protocol})"
         config.data.update(corpus)
