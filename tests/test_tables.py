@@ -28,7 +28,7 @@ def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_p
     rows = [line for line in table.splitlines() if line.startswith(("| Linear", "| LPGNet"))]
     assert [row.count(" ± ") for row in rows] == [2, 2, 2]  # ACC and F1 of every row, mean ± std over the two seeds
     configs = {row: json.loads((tmp_path / "t" / row / "config.json").read_text()) for row in ("linear", "lpgnet")}
-    assert configs["linear"]["model"] == {"name": "linear", "modalities": "audio+text"}  # model.hidden: LPGNet only
+    assert configs["linear"]["model"] == {"name": "linear", "dtype": "float32", "modalities": "audio+text"}  # no hidden
     assert configs["lpgnet"]["model"]["hidden"] == 16
     assert json.loads((tmp_path / "t" / "frame" / "config.json").read_text())["model"]["length"] == 40
     utterances, _ = read_iemocap(demo_root, "iemocap4")
