@@ -166,11 +166,20 @@ class EmotionRecognizer:
         tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer")) if (folder / "tokenizer").exists() else None
         return cls(config, tokenizer, split, params, other)
 
-    def predict(self, audio: Audio = None, text: str = "", *, sample_rate: int = SAMPLE_RATE) -> dict:
+    def predict(self, audio: Audio = None, text: str = "", *, sample_rate: int = SAMPLE_RATE,
+                attention: bool = False) -> dict:
         """The label and class probabilities of one utterance: `audio` a file or a waveform at
-        `sample_rate` (an array), `text` its transcript (what the model does not read is ignored)."""
-        (probabilities,) = self.predict_files([(audio, text)], sample_rate=sample_rate)
-        return {"label": max(probabilities, key=probabilities.get), "probabilities": probabilities}
+        `sample_rate` (an array), `text` its transcript (what the model does not read is ignored).
+        With `attention`, also the fused model's cross-modal attention weights (heads, audio frames,
+        tokens) over the utterance's real frames and tokens."""
+        examples = self.examples_of_files([(audio, text)], sample_rate=sample_rate)
+        probabilities = dict(zip(self.label_set.classes, map(float, self.predict_examples(examples)[0])))
+        result = {"label": max(probabilities, key=probabilities.get), "probabilities": probabilities}
+        if attention:
+            (batch, weights), *_ = self.outputs(examples, "attention")
+            frames, tokens = int(batch["mfcc_length"][0]), int(batch["attention_mask"][0].sum())
+            result["attention"] = weights[0][:, :frames, :tokens]
+        return result
 
     def predict_examples(self, examples: Examples, batch_size: int = 32) -> np.ndarray:
         """Class probabilities of the real utterances of model-ready examples, flattened like
