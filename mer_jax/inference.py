@@ -270,10 +270,10 @@ def evaluate_run(run_dir, corpus: dict | None = None) -> dict:
         examples = prepare_fold_data(config, data, split, workdir, write=False).examples["test"]
         split_model, params, other = load_best_seeds(config, workdir)
         step = make_eval_step(split_model, seeds=True)
-        outputs = np.concatenate([np.asarray(step(params, other, jax.device_put(batch)))
-                                  for batch in numpy_batches(examples, config.train.batch_size)], axis=1)
-        per_seed = [classification_metrics(examples.labels(), examples.real(o[: len(examples)]).argmax(-1),
-                                           data.label_set.classes) for o in outputs]
+        outputs = examples.in_order((np.asarray(step(params, other, jax.device_put(batch))), batch["index"])
+                                    for batch in numpy_batches(examples, config.train.batch_size))
+        per_seed = [classification_metrics(examples.labels(), examples.real(o).argmax(-1), data.label_set.classes)
+                    for o in outputs]
         protocol = f"{split.name} of {data.report.corpus}, model trained on {trained_on}" if corpus else split.name
         fold = {"protocol": protocol, "sizes": {"test": len(examples.labels())},
                 "history": read_history(workdir, config.train.epochs)}

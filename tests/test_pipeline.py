@@ -181,3 +181,17 @@ def test_class_weights_by_hand_per_utterance_and_per_dialogue(power, weights):
     weighted = dialogues.class_weighted(3, power).fields["weight"]
     np.testing.assert_allclose(weighted.values, np.array(weights)[[0, 3, 1, 2]], rtol=1e-4)
     assert list(weighted.lengths) == [3, 1]
+
+
+def test_outputs_of_bucketed_dialogue_batches_return_in_example_order_at_full_size():
+    # a stand-in model output: each utterance's vector (B, U_bucket, dim), batch by batch
+    plain, bucketed = _dialogues(), _bucketed(_dialogues)()
+    assert len({b["text"].shape[1] for b in batches(bucketed, global_batch_size=2, train=False)}) > 1
+
+    def outputs(examples):
+        return examples.in_order((b["text"][None], b["index"]) for b in batches(examples, global_batch_size=2,
+                                                                                 train=False))
+
+    expected = plain.padded_field("text")[None]
+    np.testing.assert_array_equal(outputs(plain), expected)
+    np.testing.assert_array_equal(outputs(bucketed), expected)

@@ -126,6 +126,19 @@ class Examples:
         field = self.fields[name]
         return field.padded(self.sizes[name]) if isinstance(field, Ragged) else field
 
+    def in_order(self, outputs) -> np.ndarray:
+        """Per-batch outputs [(N, B, ..., C) with each row's example index (-1: padding)] -> (N, n, ..., C)
+        in example order, a dialogue's utterance axis at its full size (batches of shorter length
+        buckets are zero-padded)."""
+        full = (self.sizes["weight"],) if isinstance(self.fields["weight"], Ragged) else ()
+        out = None
+        for values, index in outputs:
+            if out is None:
+                out = np.zeros((values.shape[0], len(self), *full, values.shape[-1]), np.float32)
+            real = index >= 0
+            out[(slice(None), index[real], *(slice(0, d) for d in values.shape[2:-1]))] = values[:, real]
+        return out
+
     def labels(self) -> np.ndarray:
         """The class index of every real utterance, flattened like `real`."""
         return self.real(self.padded_field("label"))

@@ -175,15 +175,12 @@ def predict(trainable: Trainable, params, other, examples: Examples, batch_size:
     """
     from mer_jax.data.pipeline import batches  # noqa: PLC0415 (TensorFlow only where data is fed)
 
-    outputs, indices = [], []
-    for local in batches(examples, global_batch_size=batch_size, train=False, **_feed()):
-        batch = sharding.global_batch(local, trainable.mesh)
-        outputs.append(sharding.gather(trainable.eval_step(params, other, batch)))
-        indices.append(sharding.gather(batch["index"]))
-    outputs, indices = np.concatenate(outputs, axis=1), np.concatenate(indices)
-    out = np.zeros((outputs.shape[0], len(examples), *outputs.shape[2:]), np.float32)
-    out[:, indices[indices >= 0]] = outputs[:, indices >= 0]
-    return out
+    def per_batch():
+        for local in batches(examples, global_batch_size=batch_size, train=False, **_feed()):
+            batch = sharding.global_batch(local, trainable.mesh)
+            yield sharding.gather(trainable.eval_step(params, other, batch)), sharding.gather(batch["index"])
+
+    return examples.in_order(per_batch())
 
 
 def score(trainable: Trainable, params, other, examples: Examples, config, label_set) -> list[tuple[dict, np.ndarray]]:
