@@ -33,6 +33,10 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # e.g. anger=ang,happiness=hap,neutral=neu,sadness=sad); other codes are excluded and counted
         label_map="",
         cache_dir=".cache/features",
+        # a tensorflow-datasets dataset of mer_jax.data.tfds_datasets (mer_iemocap, mer_demo, mer_emodb, ...) to
+        # read instead of the folder: its records are built from data.root once, then every run streams them
+        tfds="",
+        tfds_data_dir="",  # where the records live; "" is TFDS' default (~/tensorflow_datasets)
     )
     c.features = dict(
         n_mfcc=40, hop_length=160, max_frames=300, max_tokens=128,  # hop 160 = 10 ms at 16 kHz

@@ -1,4 +1,8 @@
-"""Audio decoding: read any file soundfile understands, mix to mono, resample to the target rate."""
+"""Audio decoding: read any file soundfile understands, mix to mono, resample to the target rate.
+
+An audio path is a file, or ``tfds:<dataset dir>/<split>#<utterance id>`` for an utterance read from
+tensorflow-datasets records (`mer_jax.data.tfds_datasets`), whose waveforms are streamed in order.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 import soundfile as sf
 
 SAMPLE_RATE = 16_000
+RECORD_SCHEME = "tfds:"
 
 
 def audio_problem(path) -> str | None:
@@ -31,15 +36,41 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
     Raises ValueError naming the file when it cannot be decoded.
     """
+    if str(path).startswith(RECORD_SCHEME):
+        return _resampled(next(waveforms([str(path)])), SAMPLE_RATE, sample_rate)
     try:
         wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise ValueError(f"{path}: cannot decode audio ({e})") from e
     if wave.shape[0] == 0:
         raise ValueError(f"{path}: audio file has no samples")
-    wave = wave.mean(axis=1)
+    return _resampled(wave.mean(axis=1), rate, sample_rate)
+
+
+def _resampled(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     if rate != sample_rate:
         import librosa  # noqa: PLC0415 (heavy import, only when resampling is needed)
 
         wave = librosa.resample(wave, orig_sr=rate, target_sr=sample_rate)
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def waveforms(paths: list[str]):
+    """The 16 kHz waveform of every audio path, in order: decoded file by file, or streamed from the
+    records when the paths are ``tfds:`` paths."""
+    if paths and all(str(p).startswith(RECORD_SCHEME) for p in paths):
+        from mer_jax.data.tfds_datasets import record_waveforms  # noqa: PLC0415 (imports TensorFlow)
+
+        yield from record_waveforms([str(p) for p in paths])
+    else:
+        for path in paths:
+            yield load_audio(path)
+
+
+def audio_fingerprint(path) -> str:
+    """What identifies `path`'s audio for feature caches: a file's path, size and modification time;
+    a record's path (records are immutable within a dataset version)."""
+    if str(path).startswith(RECORD_SCHEME):
+        return str(path)
+    stat = os.stat(path)
+    return f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}"

@@ -22,7 +22,12 @@ READERS = {
 
 
 def read_corpus(data_config) -> tuple[list[Utterance], ReadReport]:
-    """Read the corpus a config's ``data`` section names, raising or skipping bad input as it asks."""
+    """Read the corpus a config's ``data`` section names, raising or skipping bad input as it asks; from
+    its tensorflow-datasets records when ``data.tfds`` names them (built from ``data.root`` on first use)."""
+    if data_config.get("tfds"):
+        from mer_jax.data.tfds_datasets import read_records  # noqa: PLC0415 (imports TensorFlow)
+
+        return read_records(data_config)
     if data_config.corpus not in READERS:
         raise ValueError(f"unknown corpus {data_config.corpus!r}; known: {sorted(READERS)}")
     return READERS[data_config.corpus](data_config.root, label_set=label_set_of(data_config),

@@ -18,7 +18,7 @@ import uuid
 import numpy as np
 from tqdm import tqdm
 
-from mer_jax.data.audio import SAMPLE_RATE, load_audio
+from mer_jax.data.audio import SAMPLE_RATE, audio_fingerprint, waveforms
 from mer_jax.data.records import Utterance
 
 
@@ -93,8 +93,8 @@ def audio_features(utterances: list[Utterance], params: MfccParams, cache_dir=No
         if path.exists():
             with np.load(path) as cached:
                 return AudioFeatures(cached["frames"], cached["lengths"])
-    per_utterance = [mfcc(load_audio(u.audio_path), params)
-                     for u in tqdm(utterances, desc="MFCC", unit="utt", leave=False)]
+    per_utterance = [mfcc(wave, params) for wave in tqdm(waveforms([u.audio_path for u in utterances]),
+                                                        total=len(utterances), desc="MFCC", unit="utt", leave=False)]
     features = AudioFeatures(np.concatenate(per_utterance), np.array([len(f) for f in per_utterance]))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,8 +108,7 @@ def audio_features(utterances: list[Utterance], params: MfccParams, cache_dir=No
 def _cache_key(utterances: list[Utterance], params: MfccParams) -> str:
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(params), sort_keys=True).encode())
     for u in utterances:
-        stat = os.stat(u.audio_path)
-        digest.update(f"{u.audio_path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{audio_fingerprint(u.audio_path)}\n".encode())
     return digest.hexdigest()[:20]
 
 

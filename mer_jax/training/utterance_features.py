@@ -54,6 +54,7 @@ import numpy as np
 from flax import nnx
 
 from mer_jax.config import ConfigError
+from mer_jax.data.audio import audio_fingerprint
 from mer_jax.data.examples import Ragged, numpy_batches
 from mer_jax.data.features import tokenize
 from mer_jax.data.splits import Split
@@ -106,7 +107,7 @@ def audio_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.P
                           "experiment data holds none (load it with load_experiment_data for this config)")
     if section.audio == "mfcc_stats":
         return mfcc_stats(data.audio)
-    corpus = [(u.utterance_id, *_file_stat(u.audio_path)) for u in data.utterances]
+    corpus = [(u.utterance_id, audio_fingerprint(u.audio_path)) for u in data.utterances]
     return _trained_vectors(config, data, split, workdir, "audio", "audio_mean", section.audio, corpus)
 
 
