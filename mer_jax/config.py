@@ -76,12 +76,21 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         heads=4,
         hidden=256,
     )
+    c.audio = dict(
+        # mfcc: MFCC frames into model.audio_encoder (the paper's BiLSTM); or a Hugging Face wav2vec2 / HuBERT /
+        # WavLM / data2vec-audio name or folder, whose states replace the BiLSTM's (waveforms of at most
+        # features.max_frames x features.hop_length samples, i.e. 3 s by default)
+        encoder="mfcc",
+        layer="weighted",  # weighted: a learned softmax-weighted sum of every hidden state (SUPERB); or a layer index
+    )
     c.train = dict(
         epochs=20,
         batch_size=64,
         lr=1e-4,
         encoder_lr=2e-5,
         freeze_encoder=False,
+        audio_encoder_lr=5e-5,  # the speech encoder's learning rate (audio.encoder a checkpoint)
+        freeze_audio_encoder=False,  # True: the speech encoder stays at its pretrained weights (no dropout)
         optimizer="adamw",  # adamw (decoupled weight decay) | adam (L2 penalty added to the gradient, as torch's Adam)
         weight_decay=0.01,  # on matrices only (not biases and norm scales)
         schedule="warmup_cosine",  # warmup_cosine | constant

@@ -27,7 +27,7 @@ from mer_jax.data.records import Utterance
 from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import summarize_folds, summarize_seeds
 from mer_jax.models.registry import build_model, get_model_spec, model_rngs
-from mer_jax.training.experiment import load_experiment_data
+from mer_jax.training.experiment import load_experiment_data, max_samples
 from mer_jax.training.loop import SIZES, load_best, load_best_seeds, prepare_fold_data, read_history, run_seeds
 from mer_jax.training.steps import SplitModel, make_eval_step
 from mer_jax.training.workdir import fold_dir
@@ -177,7 +177,8 @@ class EmotionRecognizer:
         result = {"label": max(probabilities, key=probabilities.get), "probabilities": probabilities}
         if attention:
             (batch, weights), *_ = self.outputs(examples, "attention")
-            frames, tokens = int(batch["mfcc_length"][0]), int(batch["attention_mask"][0].sum())
+            (_, audio_mask), *_ = self.outputs(examples, "audio_mask")
+            frames, tokens = int(audio_mask[0].sum()), int(batch["attention_mask"][0].sum())
             result["attention"] = weights[0][:, :frames, :tokens]
         return result
 
@@ -214,18 +215,23 @@ class EmotionRecognizer:
             if "text" in modalities and not (text or "").strip():
                 where = f" for {audio}" if isinstance(audio, str | os.PathLike) else ""
                 raise InputError(f"empty transcript{where}: this model reads text")
-        frames = [mfcc(_waveform(audio, params, sample_rate), params) if uses_audio else np.zeros((0, 0), np.float32)
-                  for audio, _ in items]
+        hears_waveforms = uses_audio and self.config.audio.encoder != "mfcc"
+        waves = [_waveform(audio, params, sample_rate) if uses_audio else None for audio, _ in items]
+        waveforms = AudioFeatures(np.concatenate(waves), np.array([len(w) for w in waves])) if hears_waveforms else None
+        frames = [mfcc(wave, params) if uses_audio and not hears_waveforms else np.zeros((0, 0), np.float32)
+                  for wave in waves]
         features = AudioFeatures(np.concatenate(frames) if frames else np.zeros((0, 0), np.float32),
                                  np.array([len(f) for f in frames]))
-        if uses_audio and self.config.features.speaker_normalization:
+        uses_mfcc = uses_audio and not hears_waveforms
+        if uses_mfcc and self.config.features.speaker_normalization:
             features = normalize_per_speaker(features, ["speaker"] * len(items))
         first_class_code = next(iter(self.label_set.code_to_class))  # labels are unknown at prediction time
         utterances = [Utterance(f"input{i}", "input", first_class_code, text,
                                 audio if isinstance(audio, str) else None, "unknown", "unknown")
                       for i, (audio, text) in enumerate(items)]
         return utterance_examples(utterances, np.arange(len(items)), self.label_set,
-                                  audio=features if uses_audio else None, max_frames=self.config.features.max_frames,
+                                  audio=features if uses_mfcc else None, max_frames=self.config.features.max_frames,
+                                  waveforms=waveforms, max_samples=max_samples(self.config.features),
                                   tokenizer=self.tokenizer, max_tokens=self.config.features.max_tokens)
 
     def outputs(self, examples: Examples, name: str, batch_size: int = 32):

@@ -43,7 +43,8 @@ def _step_changes(config, freeze: bool):
     groups = parameter_groups(split.params, model.encoder_modules)
     optimizer = make_optimizer(config.train, 100, groups)
     before = jax.tree.map(np.asarray, nnx.to_pure_dict(split.params))
-    step = make_train_step(split, optimizer, cross_entropy, frozen=groups if freeze else None)
+    step = make_train_step(split, optimizer, cross_entropy,
+                           frozen=jax.tree.map(lambda g: g == "encoder", groups) if freeze else None)
     params, other = stack([split.params]), stack([split.other])  # the step trains a stack of seeds: one here
     batch = {k: v[None] for k, v in _batch(np.random.default_rng(0)).items()}
     params, *_ = step(params, other, jax.vmap(optimizer.init)(params), batch,

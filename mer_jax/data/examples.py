@@ -161,9 +161,11 @@ class Examples:
 
 def utterance_examples(utterances: list[Utterance], indices, label_set: LabelSet, *,
                        audio: AudioFeatures | None = None, max_frames: int = 0,
+                       waveforms: AudioFeatures | None = None, max_samples: int = 0,
                        tokenizer=None, max_tokens: int = 0) -> Examples:
     """One example per utterance in `utterances[indices]`: MFCC frames (``audio`` holds every utterance's,
-    truncated to `max_frames`) when audio is given, token ids when a tokenizer is, and the label."""
+    truncated to `max_frames`) when audio is given, waveforms (truncated to `max_samples`) when
+    `waveforms` are, token ids when a tokenizer is, and the label."""
     indices = np.asarray(indices, dtype=np.int64)
     fields = {"label": np.array([label_set.index(utterances[i].label) for i in indices], np.int32),
               "weight": np.ones(len(indices), np.float32)}
@@ -172,6 +174,10 @@ def utterance_examples(utterances: list[Utterance], indices, label_set: LabelSet
         frames = Ragged(audio.frames, audio.lengths).take(indices).truncated(max_frames)
         fields.update(mfcc=frames, mfcc_length=frames.lengths.astype(np.int32))
         sizes["mfcc"] = max_frames
+    if waveforms is not None:
+        samples = Ragged(waveforms.frames, waveforms.lengths).take(indices).truncated(max_samples)
+        fields.update(waveform=samples, waveform_length=samples.lengths.astype(np.int32))
+        sizes["waveform"] = max_samples
     if tokenizer is not None:
         ids, mask = tokenize([utterances[i].transcript for i in indices], tokenizer, max_tokens)
         lengths = mask.sum(axis=1)  # the tokenizer pads on the right

@@ -105,6 +105,14 @@ def audio_features(utterances: list[Utterance], params: MfccParams, cache_dir=No
     return features
 
 
+def waveform_features(utterances: list[Utterance], max_samples: int) -> AudioFeatures:
+    """Every utterance's 16 kHz waveform cut to `max_samples`, for speech encoders: ``frames`` holds the
+    samples end to end (total,), ``lengths`` each utterance's count."""
+    waves = [wave[:max_samples] for wave in tqdm(waveforms([u.audio_path for u in utterances]), total=len(utterances),
+                                                 desc="waveforms", unit="utt", leave=False)]
+    return AudioFeatures(np.concatenate(waves) if waves else np.zeros(0, np.float32), np.array([len(w) for w in waves]))
+
+
 def _cache_key(utterances: list[Utterance], params: MfccParams) -> str:
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(params), sort_keys=True).encode())
     for u in utterances:

@@ -1,6 +1,8 @@
 """Li's dynamic feature fusion model (papers/dynamic_fusion.md, Section 3).
 
-* Audio branch: 40-dim MFCC frames -> bidirectional LSTM (Eq. 1; 2 x 128 = 256 out).
+* Audio branch: 40-dim MFCC frames -> bidirectional LSTM (Eq. 1; 2 x 128 = 256 out); or, for the
+  paper's Table 1 Wav2Vec2 row, a pretrained speech encoder over the waveform (`SpeechBranch`), its
+  states projected to 256 by a dense layer.
 * Text branch: a text encoder (fine-tuned DeBERTa-V3 in the paper; any encoder here) whose token
   states are compressed to 256 by a dense layer.
 * Fusion: 8-head cross-modal attention, Q from audio, K and V from text (Eq. 3), then masked
@@ -43,6 +45,7 @@ from mer_jax.layers.feature_norm import FeatureNorm
 from mer_jax.layers.pooling import length_mask, masked_mean
 from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models.base import EmotionModel
+from mer_jax.models.speech_encoder import SpeechBranch
 
 MODALITIES = ("audio+text", "audio", "text")
 QUERIES = ("frames", "pooled")
@@ -52,17 +55,23 @@ FUSIONS = ("cross_attention", "concat")
 
 class DynamicFusion(EmotionModel):
     encoder_modules = ("text_encoder",)  # trained at the encoder learning rate (layer-wise AdamW)
+    audio_encoder_modules = ("speech_encoder",)  # trained at the speech encoder's learning rate
+
     def __init__(self, *, num_classes: int, modalities: str = "audio+text", n_mfcc: int = 40,
                  d_model: int = 256, num_heads: int = 8, dropout: float = 0.3, query: str = "frames",
                  audio_encoder: str = "bilstm", fusion: str = "cross_attention", share_kv: bool = False,
                  text_encoder: nnx.Module | None = None, text_hidden: int = 0, augment: SpecAugment | None = None,
-                 rngs: nnx.Rngs):
-        """`n_mfcc`: the size of one frame (with its deltas); `augment`: masking of the frames in training."""
+                 speech: SpeechBranch | None = None, rngs: nnx.Rngs):
+        """`n_mfcc`: the size of one frame (with its deltas); `augment`: masking of the frames in training;
+        `speech`: a speech encoder over waveforms instead of the MFCC branch."""
         check(dict(modalities=modalities, d_model=d_model, num_heads=num_heads, dropout=dropout, query=query,
                    audio_encoder=audio_encoder, fusion=fusion, share_kv=share_kv))
         self.modalities, self.query, self.audio_encoder = modalities, query, audio_encoder
         self.fusion = fusion if modalities == "audio+text" else None
-        if "audio" in modalities:
+        self.speech = speech if "audio" in modalities else None
+        if self.speech is not None:
+            self.speech_projection = nnx.Linear(speech.hidden_size, d_model, rngs=rngs)
+        elif "audio" in modalities:
             self.feature_norm = FeatureNorm(n_mfcc)
             self.augment = augment
             if audio_encoder == "bilstm":
@@ -82,23 +91,28 @@ class DynamicFusion(EmotionModel):
 
     def prepare(self, train: Examples) -> None:
         """Fix the MFCC standardisation from the training part's frames."""
-        if "audio" in self.modalities:
+        if "audio" in self.modalities and self.speech is None:
             self.feature_norm.set_statistics(train.fields["mfcc"].values)
 
     def __call__(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """``logits`` (B, num_classes) of a batch with mfcc, mfcc_length, input_ids, attention_mask; the
+        """``logits`` (B, num_classes) of a batch with mfcc, mfcc_length (or waveform, waveform_length for a
+        speech encoder), input_ids, attention_mask; the
         cross-modal ``attention`` weights (B, heads, queries, tokens) of the fused model; and utterance
-        vectors for other models (LPGNet's features): ``audio_mean`` (mean BiLSTM state), ``text_cls``
-        and ``text_mean`` (the encoder's first-token state and mean token state)."""
+        vectors for other models (LPGNet's features): ``audio_mean`` (mean BiLSTM state; ``audio_mask`` its
+        real frames), ``text_cls`` and ``text_mean`` (the encoder's first-token state and mean token state)."""
         outputs = {}
-        if "audio" in self.modalities:
+        if self.speech is not None:
+            states, audio_mask = self.speech(batch["waveform"], batch["waveform_length"])
+            audio = self.speech_projection(states)
+        elif "audio" in self.modalities:
             audio_mask = length_mask(batch["mfcc_length"], batch["mfcc"].shape[1])
             frames = self.feature_norm(batch["mfcc"])
             if self.augment is not None:
                 frames = self.augment(frames, batch["mfcc_length"])
             audio = (self.bilstm(frames, batch["mfcc_length"]) if self.audio_encoder == "bilstm"
                      else self.frame_projection(frames))  # (B, T, d)
-            outputs["audio_mean"] = masked_mean(audio, audio_mask)
+        if "audio" in self.modalities:
+            outputs["audio_mean"], outputs["audio_mask"] = masked_mean(audio, audio_mask), audio_mask
         if "text" in self.modalities:
             text_mask = batch["attention_mask"].astype(bool)
             encoded = self.text_encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
@@ -155,6 +169,6 @@ def check(section) -> None:
 
 
 def build(section, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
-          augment: SpecAugment | None = None, rngs: nnx.Rngs) -> DynamicFusion:
+          augment: SpecAugment | None = None, speech: SpeechBranch | None = None, rngs: nnx.Rngs) -> DynamicFusion:
     return DynamicFusion(num_classes=num_classes, n_mfcc=n_mfcc, text_encoder=text_encoder, text_hidden=text_hidden,
-                         augment=augment, rngs=rngs, **{field: section[field] for field in DEFAULTS})
+                         augment=augment, speech=speech, rngs=rngs, **{field: section[field] for field in DEFAULTS})

@@ -16,6 +16,7 @@ from flax import nnx
 from mer_jax.data.features import frame_features
 from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models import dynamic_fusion, linear, lpgnet, lpgnet_frame
+from mer_jax.models.speech_encoder import build_speech_branch
 from mer_jax.models.text_encoder import build_text_encoder
 
 
@@ -34,12 +35,15 @@ class ModelSpec:
     objective: str = "cross_entropy"  # the default loss (mer_jax/training/objectives.py)
     level: str = "utterance"  # utterance | dialogue: what one example (one row of a batch) is
     sections: dict = dataclasses.field(default_factory=dict)  # config sections only this model uses
-    check_sections: Callable = lambda config: None  # (config) -> None, refusing bad values in those sections
+    # (config) -> None, refusing bad values in those sections; by default, a speech encoder (only the
+    # dynamic-fusion model hears waveforms)
+    check_sections: Callable = lambda config: _no_speech_encoder(config)
 
 
-def _on_tokens_and_frames(module):
+def _on_tokens_and_frames(module, hears_waveforms: bool = False):
     """A builder for models that read MFCC frames (masked in training by the config's ``augment``) and
-    tokens through the config's text encoder."""
+    tokens through the config's text encoder; with `hears_waveforms`, waveforms through the speech encoder
+    that ``audio.encoder`` names instead of MFCC frames (unless it says ``mfcc``)."""
     def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: nnx.Module | None = None):
         reads_text = "text" in config.model.modalities
         # a pretrained encoder computes in text.dtype, or in bfloat16 with the whole model (model.dtype)
@@ -52,8 +56,12 @@ def _on_tokens_and_frames(module):
                                                   vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
         a = config.augment
         augment = SpecAugment(**a, rngs=rngs) if a.freq_masks or a.time_masks else None
+        speech = {}
+        if hears_waveforms and config.audio.encoder != "mfcc" and "audio" in config.model.modalities:
+            speech["speech"] = build_speech_branch(config.audio, dtype=config.model.dtype,
+                                                   frozen=config.train.freeze_audio_encoder, rngs=rngs)
         return module.build(config.model, num_classes=sizes["num_classes"], n_mfcc=frame_features(config.features),
-                            text_encoder=encoder, text_hidden=hidden, augment=augment, rngs=rngs)
+                            text_encoder=encoder, text_hidden=hidden, augment=augment, rngs=rngs, **speech)
     return build
 
 
@@ -63,6 +71,12 @@ def _on_utterance_vectors(module):
         return module.build(config.model, num_classes=sizes["num_classes"], text_dim=sizes.get("text_dim", 0),
                             audio_dim=sizes.get("audio_dim", 0), rngs=rngs)
     return build
+
+
+def _no_speech_encoder(config) -> None:
+    if config.audio.encoder != "mfcc":
+        raise ValueError(f"audio.encoder = {config.audio.encoder!r}: only model.name = 'dynamic_fusion' hears "
+                         "waveforms through a speech encoder; use audio.encoder = 'mfcc'")
 
 
 def _read_modalities(config) -> set[str]:
@@ -114,18 +128,21 @@ def check_utterance_features(section) -> None:
 
 MODELS = {
     "dynamic_fusion": ModelSpec(dynamic_fusion.DEFAULTS, dynamic_fusion.check, _read_modalities,
-                                _on_tokens_and_frames(dynamic_fusion)),
+                                _on_tokens_and_frames(dynamic_fusion, hears_waveforms=True),
+                                check_sections=lambda config: None),
     "lpgnet": ModelSpec(lpgnet.DEFAULTS, lpgnet.check, _vector_sources, _on_utterance_vectors(lpgnet),
                         objective="self_distillation", level="dialogue",
                         sections={"utterance_features": UTTERANCE_FEATURES},
-                        check_sections=lambda config: check_utterance_features(config.utterance_features)),
+                        check_sections=lambda config: (_no_speech_encoder(config),
+                                                       check_utterance_features(config.utterance_features))),
     # LPGNet (Frame), Table 2: one utterance's tokens and MFCC frames, padded or truncated to model.length
     "lpgnet_frame": ModelSpec(lpgnet_frame.DEFAULTS, lpgnet_frame.check, _read_modalities,
                               _on_tokens_and_frames(lpgnet_frame), objective="self_distillation"),
     # LPGNet's Table 2 linear baseline: the same utterance vectors, one utterance at a time
     "linear": ModelSpec(linear.DEFAULTS, linear.check, _vector_sources, _on_utterance_vectors(linear),
                         level="dialogue", sections={"utterance_features": UTTERANCE_FEATURES},
-                        check_sections=lambda config: check_utterance_features(config.utterance_features)),
+                        check_sections=lambda config: (_no_speech_encoder(config),
+                                                       check_utterance_features(config.utterance_features))),
 }
 
 

@@ -10,7 +10,7 @@ import dataclasses
 from mer_jax.config import ConfigError
 from mer_jax.data.corpora import read_corpus
 from mer_jax.data.examples import Examples, utterance_examples
-from mer_jax.data.features import AudioFeatures, MfccParams, audio_features, normalize_per_speaker
+from mer_jax.data.features import AudioFeatures, MfccParams, audio_features, normalize_per_speaker, waveform_features
 from mer_jax.data.labels import LabelSet, label_set_of
 from mer_jax.data.records import ReadReport, Utterance
 from mer_jax.data.splits import Split, make_splits
@@ -22,29 +22,40 @@ class ExperimentData:
     utterances: list[Utterance]
     report: ReadReport
     label_set: LabelSet
-    audio: AudioFeatures | None  # MFCCs of every utterance; None when the model does not hear audio
+    audio: AudioFeatures | None  # MFCCs of every utterance; None when the model does not hear MFCCs
     splits: list[Split]
+    waveforms: AudioFeatures | None = None  # every utterance's waveform, for a speech encoder (audio.encoder)
 
 
 def load_experiment_data(config) -> ExperimentData:
-    """Read the corpus, compute (or load cached) MFCCs when the model hears audio, and make the folds."""
+    """Read the corpus, compute (or load cached) MFCCs when the model hears audio (or decode the waveforms
+    when a speech encoder hears it), and make the folds."""
     utterances, report = read_corpus(config.data)
     uses_audio = "audio" in get_model_spec(config.model.name).modalities(config)
     if uses_audio and any(u.audio_path is None for u in utterances):
         raise ConfigError(f"model.modalities = {config.model.modalities!r} needs audio, but {report.corpus} "
                           "has utterances without audio; use model.modalities = 'text'")
-    audio = audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir) if uses_audio else None
+    hears_waveforms = uses_audio and config.audio.encoder != "mfcc"
+    waveforms = waveform_features(utterances, max_samples(config.features)) if hears_waveforms else None
+    uses_mfcc = uses_audio and not hears_waveforms
+    audio = audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir) if uses_mfcc else None
     if audio is not None and config.features.speaker_normalization:
         audio = normalize_per_speaker(audio, [u.speaker for u in utterances])
     splits = make_splits(utterances, config.split.protocol, seed=config.split.seed, test_fraction=config.split.test_fraction,
                          validation_fraction=config.split.validation_fraction,
                          test_sessions=tuple(config.split.test_sessions),
                          unit=get_model_spec(config.model.name).level)  # dialogue models keep dialogues whole
-    return ExperimentData(utterances, report, label_set_of(config.data), audio, splits)
+    return ExperimentData(utterances, report, label_set_of(config.data), audio, splits, waveforms)
+
+
+def max_samples(features) -> int:
+    """The longest waveform a speech encoder hears: the MFCC path's cap in samples (max_frames hops)."""
+    return features.max_frames * features.hop_length
 
 
 def examples_of(config, data: ExperimentData, indices, tokenizer) -> Examples:
     """The model-ready examples of `data.utterances[indices]` (audio if loaded, tokens if a tokenizer is given)."""
     return utterance_examples(data.utterances, indices, data.label_set, audio=data.audio,
-                              max_frames=config.features.max_frames, tokenizer=tokenizer,
+                              max_frames=config.features.max_frames, waveforms=data.waveforms,
+                              max_samples=max_samples(config.features), tokenizer=tokenizer,
                               max_tokens=config.features.max_tokens)

@@ -35,7 +35,7 @@ from mer_jax.training import sharding
 from mer_jax.training.checkpoints import RunCheckpoints
 from mer_jax.training.experiment import ExperimentData, examples_of, load_experiment_data
 from mer_jax.training.objectives import make_objective
-from mer_jax.training.optimizer import make_optimizer, parameter_groups
+from mer_jax.training.optimizer import frozen_groups, make_optimizer, parameter_groups
 from mer_jax.training.steps import SplitModel, make_eval_step, make_train_step, seed_slice, stack
 from mer_jax.training.workdir import fold_dir, is_writer, prepare_workdir
 
@@ -142,7 +142,8 @@ def build_trainable(config, fold: FoldData) -> Trainable:
         model.prepare(fold.examples["train"])
         splits.append(SplitModel.of(model, config.model.dtype))
     split = splits[0]
-    groups = parameter_groups(split.params, model.encoder_modules)
+    groups = parameter_groups(split.params, model.encoder_modules, model.audio_encoder_modules)
+    frozen = frozen_groups(config.train)
     steps_per_epoch = len(fold.examples["train"]) // config.train.batch_size
     updates = steps_per_epoch * config.train.epochs // config.train.accumulate_steps
     optimizer = make_optimizer(config.train, updates, groups)
@@ -150,7 +151,7 @@ def build_trainable(config, fold: FoldData) -> Trainable:
     params, other = sharding.replicate((stack([s.params for s in splits]), stack([s.other for s in splits])), mesh)
     del splits
     train_step = make_train_step(split, optimizer, make_objective(config.objective),
-                                 frozen=groups if config.train.freeze_encoder else None)
+                                 frozen=jax.tree.map(lambda g: g in frozen, groups) if frozen else None)
     n = config.train.seeds
     state = loop_state(params, other, jax.jit(jax.vmap(optimizer.init))(params), epoch=0, best=np.full(n, -1.0),
                        best_epoch=np.zeros(n))

@@ -1,8 +1,9 @@
 """Layer-wise AdamW (the dynamic-fusion paper, Section 4.2): one learning rate for the pretrained
-encoder(s), another for everything else, global-norm gradient clipping (``clip_norm`` 0: none), warmup
+text encoder, one for a pretrained speech encoder, another for everything else, global-norm gradient clipping (``clip_norm`` 0: none), warmup
 then cosine decay (or a constant rate).
 
-Which parameters form the "encoder" group is the model's to say (its ``encoder_modules``). Weight
+Which parameters form the "encoder" and "audio_encoder" groups is the model's to say (its
+``encoder_modules`` and ``audio_encoder_modules``). Weight
 decay applies to matrices only (kernels, embeddings), not to biases and normalisation scales, as most
 Transformer recipes do; the papers do not say. A frozen ("static") encoder gets no updates at all:
 its gradients are replaced by zeros, so it stays exactly at its pretrained values.
@@ -23,12 +24,20 @@ def schedule(train_config, peak: float, total_steps: int) -> optax.Schedule:
     return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1), end_value=peak * 0.01)
 
 
-def parameter_groups(params, encoder_modules: tuple[str, ...]):
-    """'encoder' for parameters under one of `encoder_modules`, 'rest' for all others (same tree as params)."""
+def parameter_groups(params, encoder_modules: tuple[str, ...], audio_encoder_modules: tuple[str, ...] = ()):
+    """'encoder' for parameters under one of `encoder_modules`, 'audio_encoder' under one of
+    `audio_encoder_modules`, 'rest' for all others (same tree as params)."""
     def group(path, _):
-        return "encoder" if any(getattr(k, "key", None) in encoder_modules for k in path) else "rest"
+        keys = {getattr(k, "key", None) for k in path}
+        return "encoder" if keys & set(encoder_modules) else "audio_encoder" if keys & set(audio_encoder_modules) else "rest"
 
     return jax.tree_util.tree_map_with_path(group, params)
+
+
+def frozen_groups(train_config) -> tuple[str, ...]:
+    """The groups that stay at their pretrained values (``freeze_encoder``, ``freeze_audio_encoder``)."""
+    return (("encoder",) if train_config.freeze_encoder else ()) + (
+        ("audio_encoder",) if train_config.get("freeze_audio_encoder") else ())
 
 
 def decays(params):
@@ -49,9 +58,12 @@ def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTran
             return optax.chain(optax.add_decayed_weights(train_config.weight_decay, mask=decays), optax.adam(rate))
         return optax.adamw(rate, weight_decay=train_config.weight_decay, mask=decays)
 
-    encoder = optax.set_to_zero() if train_config.freeze_encoder else adam(train_config.encoder_lr)
+    frozen = frozen_groups(train_config)
+    rates = {"encoder": train_config.encoder_lr, "audio_encoder": train_config.get("audio_encoder_lr", 0.0),
+             "rest": train_config.lr}
+    transforms = {name: optax.set_to_zero() if name in frozen else adam(rate) for name, rate in rates.items()}
     clip = optax.clip_by_global_norm(train_config.clip_norm) if train_config.clip_norm > 0 else optax.identity()
-    optimizer = optax.chain(clip, optax.multi_transform({"encoder": encoder, "rest": adam(train_config.lr)}, groups))
+    optimizer = optax.chain(clip, optax.multi_transform(transforms, groups))
     if train_config.accumulate_steps > 1:  # the mean gradient of k batches, clipped and applied once
         optimizer = optax.MultiSteps(optimizer, every_k_schedule=train_config.accumulate_steps).gradient_transformation()
     return optimizer

@@ -84,13 +84,13 @@ def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, 
     and result with a leading seed axis (keys (N,), batches (N, B, ...)).
 
     `objective` maps (outputs, batch) to (loss, terms); every term is measured. `frozen` (a tree like
-    params of 'encoder' / 'rest' labels) stops gradients into the 'encoder' group: a static encoder
-    costs no backward pass.
+    params, True where a parameter is frozen) stops gradients into those: a static encoder costs no
+    backward pass.
     """
 
     def loss_fn(params, other, batch, key):
         if frozen is not None:
-            params = jax.tree.map(lambda g, p: jax.lax.stop_gradient(p) if g == "encoder" else p, frozen, params)
+            params = jax.tree.map(lambda f, p: jax.lax.stop_gradient(p) if f else p, frozen, params)
         outputs, other = split.apply(params, other, batch, key)
         loss, terms = objective(outputs, batch)
         return loss, (outputs["logits"], terms, other)

@@ -1,0 +1,67 @@
+"""The audio branch's speech encoder, as the config's ``audio`` section names it: a pretrained wav2vec2,
+HuBERT, WavLM or data2vec-audio model over the raw waveform, its layers mixed as SUPERB does."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mer_jax.data.audio import SAMPLE_RATE
+from mer_jax.encoders import from_pretrained, load_preprocessor
+from mer_jax.encoders.speech import SpeechEncoder
+from mer_jax.layers.pooling import length_mask
+
+NO_DROPOUT = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
+                  layerdrop=0.0)
+
+
+class SpeechBranch(nnx.Module):
+    """Waveforms (B, T) with their lengths -> frame states (B, F, H) and the (B, F) mask of real frames.
+
+    The waveform is standardised over its real samples when the checkpoint's feature extractor says so
+    (``do_normalize``, as transformers' `Wav2Vec2FeatureExtractor`); the states are one hidden state
+    (``layer`` an index into the encoder's num_hidden_layers + 1 hidden states) or their learned
+    softmax-weighted sum (``layer="weighted"``, the SUPERB recipe; the weights start equal).
+    """
+
+    def __init__(self, encoder: SpeechEncoder, *, normalize: bool, layer: str | int):
+        self.speech_encoder, self.normalize, self.layer = encoder, normalize, layer
+        self.hidden_size = encoder.hidden_size
+        count = encoder.config.num_hidden_layers + 1
+        if layer == "weighted":
+            self.layer_weights = nnx.Param(jnp.zeros(count))
+        elif not (isinstance(layer, int) and -count <= layer < count):
+            raise ValueError(f"audio.layer = {layer!r}: 'weighted' or a hidden-state index in [{-count}, {count})")
+
+    def __call__(self, waveform: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mask = length_mask(lengths, waveform.shape[1])
+        if self.normalize:
+            count = jnp.maximum(lengths, 1)[:, None].astype(jnp.float32)
+            mean = jnp.where(mask, waveform, 0.0).sum(-1, keepdims=True) / count
+            var = jnp.where(mask, jnp.square(waveform - mean), 0.0).sum(-1, keepdims=True) / count
+            waveform = jnp.where(mask, (waveform - mean) / jnp.sqrt(var + 1e-7), 0.0)
+        out = self.speech_encoder(waveform, mask.astype(jnp.int32), output_hidden_states=True)
+        if self.layer == "weighted":
+            weights = jax.nn.softmax(self.layer_weights[...]).astype(out.hidden_states[0].dtype)
+            states = sum(w * h for w, h in zip(weights, out.hidden_states))
+        else:
+            states = out.hidden_states[self.layer]
+        return states, out.frame_mask
+
+
+def build_speech_branch(audio, *, dtype: str, frozen: bool, rngs: nnx.Rngs) -> SpeechBranch:
+    """The checkpoint ``audio.encoder`` (folder or hub id) in our Flax port, computing in `dtype`; a frozen
+    encoder runs without dropout or LayerDrop, as a fixed feature extractor."""
+    encoder, _ = from_pretrained(audio.encoder, dtype=jnp.dtype(dtype), rngs=rngs, **(NO_DROPOUT if frozen else {}))
+    preprocessor = load_preprocessor(audio.encoder)
+    if preprocessor.sampling_rate != SAMPLE_RATE:
+        raise ValueError(f"audio.encoder = {audio.encoder!r} expects {preprocessor.sampling_rate} Hz audio; mer_jax "
+                         f"decodes every corpus at {SAMPLE_RATE} Hz")
+    layer = audio.layer
+    if layer != "weighted":
+        try:
+            layer = int(layer)
+        except ValueError:
+            raise ValueError(f"audio.layer = {layer!r}: 'weighted' or a hidden-state index") from None
+    return SpeechBranch(encoder, normalize=preprocessor.do_normalize, layer=layer)

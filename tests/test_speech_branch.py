@@ -1,0 +1,128 @@
+"""A pretrained speech encoder as the dynamic-fusion model's audio branch (``audio.encoder``).
+
+Oracles: transformers' PyTorch Wav2Vec2Model and Wav2Vec2FeatureExtractor on the same checkpoint
+(normalised waveforms, every hidden state, their softmax-weighted sum); the optimiser's groups and a
+frozen encoder that stays at its pretrained weights; the `mer-jax` command training and predicting
+from waveforms."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from mer_jax.config import base_config  # noqa: E402
+from mer_jax.models.registry import build_model  # noqa: E402
+from mer_jax.models.speech_encoder import build_speech_branch  # noqa: E402
+from mer_jax.training.optimizer import frozen_groups, make_optimizer, parameter_groups  # noqa: E402
+from mer_jax.training.steps import SplitModel  # noqa: E402
+from test_cli import TINY, mer_jax  # noqa: E402
+
+LENGTHS = np.array([4000, 2500, 1200])
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A small random wav2vec2 checkpoint folder with its feature extractor settings, as the hub has them."""
+    folder = tmp_path_factory.mktemp("speech") / "tiny-wav2vec2"
+    config = transformers.Wav2Vec2Config(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                         intermediate_size=48, conv_dim=(16, 16, 16), conv_kernel=(10, 3, 3),
+                                         conv_stride=(5, 2, 2), num_conv_pos_embeddings=16,
+                                         num_conv_pos_embedding_groups=4)
+    torch.manual_seed(0)
+    model = transformers.Wav2Vec2Model(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    model.save_pretrained(folder)
+    transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True).save_pretrained(folder)
+    return folder, model
+
+
+def _audio_section(folder, layer="weighted"):
+    return ml_collections.ConfigDict(dict(encoder=str(folder), layer=layer))
+
+
+@pytest.mark.parametrize("layer", ["weighted", "2"])
+def test_speech_branch_equals_transformers_on_padded_waveforms(checkpoint, layer):
+    folder, model = checkpoint
+    rng = np.random.default_rng(1)
+    waves = [rng.normal(size=n).astype(np.float32) * 0.3 + 0.05 for n in LENGTHS]
+    branch = build_speech_branch(_audio_section(folder, layer), dtype="float32", frozen=True, rngs=nnx.Rngs(0))
+    if layer == "weighted":
+        branch.layer_weights[...] = jnp.array([0.3, -1.0, 2.0, 0.5])
+    padded = np.zeros((len(waves), LENGTHS.max()), np.float32)
+    for row, w in enumerate(waves):
+        padded[row, :len(w)] = w
+    states, mask = branch(jnp.asarray(padded), jnp.asarray(LENGTHS))
+
+    inputs = transformers.Wav2Vec2FeatureExtractor.from_pretrained(folder)(
+        waves, sampling_rate=16000, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(inputs.input_values, attention_mask=inputs.attention_mask, output_hidden_states=True).hidden_states
+    hidden = np.stack([h.numpy() for h in hidden])
+    if layer == "weighted":
+        expected = np.einsum("l,lbfh->bfh", jax.nn.softmax(np.array([0.3, -1.0, 2.0, 0.5])), hidden)
+    else:
+        expected = hidden[2]
+    frames = model._get_feat_extract_output_lengths(torch.tensor(LENGTHS)).numpy()
+    np.testing.assert_array_equal(np.asarray(mask).sum(1), frames)
+    for row, n in enumerate(frames):
+        np.testing.assert_allclose(np.asarray(states)[row, :n], expected[row, :n], atol=1e-4)
+
+
+def _speech_config(folder, **train):
+    config = base_config()
+    config.audio.encoder = str(folder)
+    config.model.d_model = 32
+    config.text.hidden = 32
+    config.train.update(train)
+    return config
+
+
+def test_the_speech_encoder_has_its_own_learning_rate_and_stays_pretrained_when_frozen(checkpoint):
+    folder, _ = checkpoint
+    config = _speech_config(folder, freeze_audio_encoder=True, audio_encoder_lr=1e-3, lr=1e-2)
+    model = build_model(config, {"num_classes": 4, "vocab_size": 50})
+    split = SplitModel.of(model, "float32")
+    groups = parameter_groups(split.params, model.encoder_modules, model.audio_encoder_modules)
+    labels = jax.tree_util.tree_leaves_with_path(groups)
+    speech = {jax.tree_util.keystr(p) for p, g in labels if g == "audio_encoder"}
+    assert speech and all("speech_encoder" in p for p in speech)
+    assert {g for p, g in labels if "layer_weights" in jax.tree_util.keystr(p)} == {"rest"}  # the mix learns
+    assert frozen_groups(config.train) == ("audio_encoder",)
+
+    optimizer = make_optimizer(config.train, 10, groups)
+    grads = jax.tree.map(jnp.ones_like, split.params)
+    updates, _ = optimizer.update(grads, optimizer.init(split.params), split.params)
+    for (path, update), (_, group) in zip(jax.tree_util.tree_leaves_with_path(updates), labels):
+        assert bool(jnp.all(update == 0)) == (group == "audio_encoder"), jax.tree_util.keystr(path)
+
+
+def test_cli_trains_and_predicts_from_waveforms_through_a_speech_encoder(checkpoint, demo_root, tmp_path):
+    folder, _ = checkpoint
+    workdir = tmp_path / "run"
+    result = mer_jax("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={demo_root}",
+                     f"--config.data.cache_dir={tmp_path / 'cache'}", f"--config.audio.encoder={folder}",
+                     "--config.train.freeze_audio_encoder=True", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((workdir / "fold_metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["wa"] <= 1.0 and len(metrics["history"]) == 2
+    wav = next(demo_root.glob("Session1/sentences/wav/*/*.wav"))
+    result = mer_jax("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I am so happy today")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "probabilities" in result.stdout or any(c in result.stdout for c in ("ang", "hap", "neu", "sad"))
+
+
+def test_only_the_dynamic_fusion_model_takes_a_speech_encoder(tmp_path, demo_root):
+    result = mer_jax("train", "--config=configs/lpgnet_demo.py", f"--workdir={tmp_path / 'x'}",
+                     f"--config.data.root={demo_root}", "--config.audio.encoder=facebook/wav2vec2-base")
+    assert result.returncode != 0 and "only model.name = 'dynamic_fusion' hears waveforms" in result.stderr
+
