@@ -40,6 +40,8 @@ flags.DEFINE_string("coordinator", None, "--distributed: the coordinator's HOST:
 flags.DEFINE_integer("num_processes", None, "--distributed: how many processes train together.")
 flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 .. num_processes - 1.")
 flags.DEFINE_string("table", None, "table: a paper table (mer_jax/configs/tables/), e.g. lpgnet_table3.")
+flags.DEFINE_list("rows", None, "table: train only these rows (names as in the table module); the others are "
+                  "listed from earlier runs, or as not run.")
 flags.DEFINE_string("audio", None, "predict, attention: audio file.")
 flags.DEFINE_string("text", None, "predict, attention: transcript.")
 flags.DEFINE_string("utterance", None, "attention: an utterance id of the run's corpus.")
@@ -166,9 +168,14 @@ def table() -> None:
     unused = [o for o in TABLE_OVERRIDES if not any(o in a for a in applies.values())]
     if unused:
         raise app.UsageError(f"table: no row's config has the field of {unused}")
-    row_dirs = {}
+    names = [name for name, *_ in spec.ROWS]
+    unknown = sorted(set(FLAGS.rows or ()) - set(names))
+    if unknown:
+        raise app.UsageError(f"table --rows: no row {unknown} in {FLAGS.table}; its rows: {names}")
+    row_dirs = {name: workdir / name for name in names}
     for name, label, _, overrides, _ in spec.ROWS:
-        row_dirs[name] = workdir / name
+        if FLAGS.rows and name not in FLAGS.rows:
+            continue
         row = [f"--config.{k}={v!r}" if isinstance(v, tuple) else f"--config.{k}={v}" for k, v in overrides.items()]
         print(f"=== {label}: {workdir / name}", flush=True)
         replaced = [o for o in applies[name] if _field(o) in overrides]

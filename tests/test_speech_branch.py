@@ -121,8 +121,45 @@ def test_cli_trains_and_predicts_from_waveforms_through_a_speech_encoder(checkpo
     assert "probabilities" in result.stdout or any(c in result.stdout for c in ("ang", "hap", "neu", "sad"))
 
 
-def test_only_the_dynamic_fusion_model_takes_a_speech_encoder(tmp_path, demo_root):
-    result = mer_jax("train", "--config=configs/lpgnet_demo.py", f"--workdir={tmp_path / 'x'}",
-                     f"--config.data.root={demo_root}", "--config.audio.encoder=facebook/wav2vec2-base")
-    assert result.returncode != 0 and "only model.name = 'dynamic_fusion' hears waveforms" in result.stderr
+def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on_them(checkpoint, demo_root, tmp_path):
+    from mer_jax.configs import lpgnet_demo  # noqa: PLC0415
+    from mer_jax.training.experiment import load_experiment_data  # noqa: PLC0415
+    from mer_jax.training.utterance_features import audio_vectors  # noqa: PLC0415
+
+    folder, model = checkpoint
+    config = lpgnet_demo.get_config()
+    config.data.update(root=str(demo_root), cache_dir=str(tmp_path / "cache"))
+    config.audio.update(encoder=str(folder), layer="1")
+    config.utterance_features.audio = "speech_frozen"
+    config.features.max_frames = 50  # 8000 samples
+    data = load_experiment_data(config)
+    vectors = audio_vectors(config, data, data.splits[0], tmp_path)
+    assert data.audio is None and vectors.shape == (len(data.utterances), 32)
+    extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(folder)
+    for i in (0, 7, 30):
+        wave = data.waveforms.frames[data.waveforms.lengths[:i].sum():][: data.waveforms.lengths[i]]
+        assert len(wave) <= 8000
+        inputs = extractor([wave], sampling_rate=16000, return_tensors="pt")
+        with torch.no_grad():
+            expected = model(inputs.input_values, output_hidden_states=True).hidden_states[1][0].mean(0).numpy()
+        np.testing.assert_allclose(vectors[i], expected, atol=1e-4)
+
+    result = mer_jax("train", "--config=configs/lpgnet_demo.py", f"--workdir={tmp_path / 'lpgnet'}",
+                     f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
+                     f"--config.audio.encoder={folder}", "--config.utterance_features.audio=speech_frozen",
+                     "--config.model.modalities=audio", "--config.features.max_frames=50", "--config.train.epochs=2",
+                     "--config.train.seeds=2", "--config.model.hidden=16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(json.loads((tmp_path / "lpgnet" / "fold_metrics.json").read_text())["history"]) == 2
+
+
+@pytest.mark.parametrize("model, features, message", [
+    ("lpgnet_frame_iemocap", "", "only model.name = 'dynamic_fusion' hears waveforms"),
+    ("lpgnet_demo", "bilstm", "speech_frozen / speech_finetuned read the speech encoder"),
+])
+def test_a_speech_encoder_is_refused_where_nothing_reads_it(tmp_path, demo_root, model, features, message):
+    extra = [f"--config.utterance_features.audio={features}"] if features else []
+    result = mer_jax("train", f"--config=configs/{model}.py", f"--workdir={tmp_path / 'x'}",
+                     f"--config.data.root={demo_root}", "--config.audio.encoder=facebook/wav2vec2-base", *extra)
+    assert result.returncode != 0 and message in result.stderr
 

@@ -48,7 +48,8 @@ def test_dynamic_fusion_table_lists_parameters_and_the_rows_not_built(demo_root,
             "--config.train.batch_size=8"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
     result = subprocess.run([shutil.which("mer-jax"), "table", "--table=dynamic_fusion_table1", f"--workdir={tmp_path / 't'}",
-                             *tiny], env=env, capture_output=True, text=True, timeout=900)
+                             "--rows=text,audio,baseline,full", *tiny], env=env, capture_output=True, text=True,
+                            timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "--config.text.encoder=transformer replaces the row's own setting" in result.stdout  # the baseline's BERT
     table = (tmp_path / "t" / "table.md").read_text()
@@ -64,7 +65,9 @@ def test_dynamic_fusion_table_lists_parameters_and_the_rows_not_built(demo_root,
     parameters = {name: m["folds"][0]["parameters"] for name, m in metrics.items()}
     assert 0 < parameters["audio"] < parameters["full"]
     assert rows["BiLSTM over MFCC (audio only; not in the paper)"][6] == f"{parameters['audio'] / 1e6:.2f}"
-    assert rows["Wav2Vec2.0 [3]"][0].startswith("not built:") and rows["Wav2Vec2.0 [3]"][1] == "45.46"
+    assert rows["BLSTM+DCNN [9]"][0].startswith("not built:") and rows["BLSTM+DCNN [9]"][1] == "64.78"
+    wav2vec2 = "Wav2Vec2.0 [3] (wav2vec2-base, audio only, fine-tuned)"
+    assert rows[wav2vec2][0] == "not run" and rows[wav2vec2][1] == "45.46"  # left out by --rows
     baseline = json.loads((tmp_path / "t" / "baseline" / "config.json").read_text())
     assert baseline["model"]["audio_encoder"] == "mean" and baseline["model"]["fusion"] == "concat"
     assert baseline["train"]["freeze_encoder"] is True and baseline["text"]["encoder"] == "transformer"

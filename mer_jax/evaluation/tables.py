@@ -60,8 +60,10 @@ def _row_values(metrics: dict, columns) -> list:
 
 
 def markdown(table, row_dirs: dict[str, pathlib.Path], overrides: list[str] = ()) -> str:
-    """The table as markdown, from each row's finished run folder (by row name)."""
-    first = next(iter(row_dirs.values()))
+    """The table as markdown, from each row's finished run folder (by row name); rows without one are
+    listed as not run."""
+    finished = {name: d for name, d in row_dirs.items() if (d / "metrics.json").exists()}
+    first = next(iter(finished.values()))
     config = load_run_config(first / "config.json")
     metrics = json.loads((first / "metrics.json").read_text())
     if "utterance_features" in config:
@@ -69,7 +71,7 @@ def markdown(table, row_dirs: dict[str, pathlib.Path], overrides: list[str] = ()
                     f"audio {config.utterance_features.audio}")
     else:
         encoders = {}
-        for name, row_dir in row_dirs.items():
+        for name, row_dir in finished.items():
             row = load_run_config(row_dir / "config.json")
             encoders.setdefault(row.text.encoder + (" (frozen)" if row.train.freeze_encoder else ""), []).append(name)
         features = "MFCC; text encoder " + "; ".join(f"{encoder}: {', '.join(rows)}" if len(encoders) > 1 else encoder
@@ -95,10 +97,11 @@ def markdown(table, row_dirs: dict[str, pathlib.Path], overrides: list[str] = ()
         return "–" if reported is None else f"{reported:.1f}" if path == PARAMETERS else f"{reported:.2f}"
 
     for name, label, _, _, paper in table.ROWS:
-        values = _row_values(json.loads((row_dirs[name] / "metrics.json").read_text()), table.COLUMNS)
+        values = (_row_values(json.loads((finished[name] / "metrics.json").read_text()), table.COLUMNS)
+                  if name in finished else None)
         cells = []
-        for (path, _), value, reported in zip(table.COLUMNS, values, paper):
-            cells.append(_ours(value, path))
+        for column, ((path, _), reported) in enumerate(zip(table.COLUMNS, paper)):
+            cells.append(_ours(values[column], path) if values is not None else "" if column else "not run")
             if paper_columns:
                 cells.append(paper_cell(path, reported))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

@@ -76,7 +76,8 @@ def _on_utterance_vectors(module):
 def _no_speech_encoder(config) -> None:
     if config.audio.encoder != "mfcc":
         raise ValueError(f"audio.encoder = {config.audio.encoder!r}: only model.name = 'dynamic_fusion' hears "
-                         "waveforms through a speech encoder; use audio.encoder = 'mfcc'")
+                         "waveforms through a speech encoder (LPGNet reads its utterance vectors: "
+                         "utterance_features.audio = speech_frozen | speech_finetuned); use audio.encoder = 'mfcc'")
 
 
 def _read_modalities(config) -> set[str]:
@@ -97,7 +98,10 @@ UTTERANCE_FEATURES = dict(
     # [CLS]); frozen_cls | frozen_mean: the encoder as it is
     text="finetuned_cls",
     # emotion2vec: 768-dim utterance vectors from audio_dir/<utterance id>.npy (the paper's);
-    # bilstm: the mean BiLSTM state of the audio-only utterance model; mfcc_stats: MFCC mean and std
+    # bilstm: the mean BiLSTM state of the audio-only utterance model; mfcc_stats: MFCC mean and std;
+    # speech_frozen: the speech encoder audio.encoder as it is, its audio.layer states (or the mean of all
+    # layers for "weighted") averaged over real frames; speech_finetuned: the mean projected state of the
+    # audio-only utterance model that fine-tunes audio.encoder
     audio="bilstm",
     audio_dir="",
     # how the utterance-level extractors (finetuned_*, bilstm) train: the dynamic-fusion model, unimodal
@@ -114,14 +118,19 @@ UTTERANCE_FEATURES = dict(
 )
 
 TEXT_FEATURES = ("finetuned_cls", "finetuned_mean", "frozen_cls", "frozen_mean")
-AUDIO_FEATURES = ("bilstm", "mfcc_stats", "emotion2vec")
+AUDIO_FEATURES = ("bilstm", "mfcc_stats", "emotion2vec", "speech_frozen", "speech_finetuned")
 
 
-def check_utterance_features(section) -> None:
-    """Refuse utterance-feature names that no extractor knows, naming the field."""
+def check_utterance_features(config) -> None:
+    """Refuse utterance-feature names that no extractor knows, and a speech encoder without speech features
+    (or the reverse), naming the field."""
+    section = config.utterance_features
     for field, allowed in (("text", TEXT_FEATURES), ("audio", AUDIO_FEATURES)):
         if section[field] not in allowed:
             raise ValueError(f"utterance_features.{field} = {section[field]!r}: must be one of {list(allowed)}")
+    if section.audio.startswith("speech") != (config.audio.encoder != "mfcc"):
+        raise ValueError(f"utterance_features.audio = {section.audio!r} with audio.encoder = {config.audio.encoder!r}: "
+                         "speech_frozen / speech_finetuned read the speech encoder audio.encoder names, and only they do")
     if section.cross_fit_folds < 0 or section.cross_fit_folds == 1:
         raise ValueError(f"utterance_features.cross_fit_folds = {section.cross_fit_folds}: 0 (off) or at least 2")
 
@@ -133,16 +142,14 @@ MODELS = {
     "lpgnet": ModelSpec(lpgnet.DEFAULTS, lpgnet.check, _vector_sources, _on_utterance_vectors(lpgnet),
                         objective="self_distillation", level="dialogue",
                         sections={"utterance_features": UTTERANCE_FEATURES},
-                        check_sections=lambda config: (_no_speech_encoder(config),
-                                                       check_utterance_features(config.utterance_features))),
+                        check_sections=check_utterance_features),
     # LPGNet (Frame), Table 2: one utterance's tokens and MFCC frames, padded or truncated to model.length
     "lpgnet_frame": ModelSpec(lpgnet_frame.DEFAULTS, lpgnet_frame.check, _read_modalities,
                               _on_tokens_and_frames(lpgnet_frame), objective="self_distillation"),
     # LPGNet's Table 2 linear baseline: the same utterance vectors, one utterance at a time
     "linear": ModelSpec(linear.DEFAULTS, linear.check, _vector_sources, _on_utterance_vectors(linear),
                         level="dialogue", sections={"utterance_features": UTTERANCE_FEATURES},
-                        check_sections=lambda config: (_no_speech_encoder(config),
-                                                       check_utterance_features(config.utterance_features))),
+                        check_sections=check_utterance_features),
 }
 
 

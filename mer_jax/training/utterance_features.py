@@ -14,8 +14,12 @@ audio
   state. ``mfcc_stats``: each utterance's MFCC mean and standard deviation over its frames (the
   first ``features.max_frames``; 2 x n_mfcc, no training). ``emotion2vec``: the paper's vectors,
   imported from ``audio_dir/<utterance id>.npy`` as emotion2vec's own extraction writes them.
+  ``speech_frozen``: the pretrained speech encoder ``audio.encoder`` (wav2vec2, HuBERT, WavLM,
+  data2vec-audio) as it is, its ``audio.layer`` hidden state (all layers averaged for ``weighted``)
+  averaged over each utterance's real frames, batched by length. ``speech_finetuned``: train the
+  dynamic-fusion model, audio only, fine-tuning that encoder, and read its mean projected state.
 
-No labels leak: a trained extractor (``finetuned_*``, ``bilstm``) trains on the fold's training part
+No labels leak: a trained extractor (``finetuned_*``, ``bilstm``, ``speech_finetuned``) trains on the fold's training part
 and selects its epoch on the fold's validation part, exactly as an utterance-level run of that
 fold would (`mer_jax.training.loop.train_fold`, in ``<fold workdir>/extractors/<modality>``, which a
 rerun resumes); the test part's labels reach it only to be scored once, as in every run. Frozen,
@@ -55,12 +59,12 @@ from flax import nnx
 
 from mer_jax.config import ConfigError
 from mer_jax.data.audio import audio_fingerprint
-from mer_jax.data.examples import Ragged, numpy_batches
+from mer_jax.data.examples import Ragged, length_buckets, numpy_batches, utterance_examples
 from mer_jax.data.features import tokenize
 from mer_jax.data.splits import Split
 from mer_jax.data.tokenizer import SMALL_TRANSFORMER, WORDS, get_tokenizer, tokenizer_name
 from mer_jax.layers.pooling import masked_mean
-from mer_jax.training.experiment import ExperimentData, examples_of
+from mer_jax.training.experiment import ExperimentData, examples_of, max_samples
 from mer_jax.training.workdir import HARMLESS, is_writer, prepare_workdir
 
 EMOTION2VEC_DIM = 768
@@ -102,12 +106,19 @@ def audio_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.P
     section = config.utterance_features
     if section.audio == "emotion2vec":
         return read_emotion2vec(section.audio_dir, [u.utterance_id for u in data.utterances])
+    corpus = [(u.utterance_id, audio_fingerprint(u.audio_path)) for u in data.utterances]
+    if section.audio == "speech_frozen":
+        key = {"feature": section.audio, "encoder": config.audio.encoder, "layer": config.audio.layer,
+               "encoder_files": _folder_stats(config.audio.encoder), "dtype": config.model.dtype,
+               "max_samples": max_samples(config.features), "utterances": corpus}
+        return _cached(config, section.audio, key, lambda: frozen_speech_vectors(config, data))
+    if section.audio == "speech_finetuned":
+        return _trained_vectors(config, data, split, workdir, "audio", "audio_mean", section.audio, corpus)
     if data.audio is None:
         raise ConfigError(f"utterance_features.audio = {section.audio!r} needs the corpus' MFCCs, but the "
                           "experiment data holds none (load it with load_experiment_data for this config)")
     if section.audio == "mfcc_stats":
         return mfcc_stats(data.audio)
-    corpus = [(u.utterance_id, audio_fingerprint(u.audio_path)) for u in data.utterances]
     return _trained_vectors(config, data, split, workdir, "audio", "audio_mean", section.audio, corpus)
 
 
@@ -183,6 +194,30 @@ def frozen_text_vectors(config, data: ExperimentData, pooling: str, batch_size: 
     return np.concatenate(out)[:n].astype(np.float32)
 
 
+def frozen_speech_vectors(config, data: ExperimentData, batch_size: int = FROZEN_BATCH_SIZE) -> np.ndarray:
+    """(n, hidden) the pretrained ``audio.encoder``'s states averaged over each utterance's real frames: one
+    layer's (``audio.layer``), or every layer's mean (``weighted``: the learned mix's starting point), in
+    ``model.dtype``, in batches of similar length (``features.length_buckets``)."""
+    from mer_jax.models.speech_encoder import build_speech_branch  # noqa: PLC0415
+
+    branch = build_speech_branch(config.audio, dtype=config.model.dtype, frozen=True, rngs=nnx.Rngs(config.seed))
+    graph, state = nnx.split(branch)
+
+    @jax.jit
+    def forward(state, batch):
+        states, mask = nnx.merge(graph, state)(batch["waveform"], batch["waveform_length"])
+        return masked_mean(states.astype(jnp.float32), mask)
+
+    examples = utterance_examples(data.utterances, np.arange(len(data.utterances)), data.label_set,
+                                  waveforms=data.waveforms, max_samples=max_samples(config.features))
+    examples = examples.with_buckets(length_buckets(examples, config.features.length_buckets))
+    out = np.zeros((len(examples), branch.hidden_size), np.float32)
+    for batch in numpy_batches(examples, batch_size):
+        rows = batch.pop("index")
+        out[rows[rows >= 0]] = np.asarray(forward(state, {k: batch[k] for k in ("waveform", "waveform_length")}))[rows >= 0]
+    return out
+
+
 # --- trained extractors ---
 
 
@@ -197,6 +232,9 @@ def extractor_config(config, modality: str):
     c.seed = config.seed
     for name in ("data", "features", "split", "text"):
         c[name] = config[name].to_dict()
+    if modality == "audio" and section.audio == "speech_finetuned":
+        c.audio = config.audio.to_dict()
+        c.train.audio_encoder_lr = config.train.audio_encoder_lr
     c.model.modalities = modality
     c.model.d_model = section.extractor_d_model
     c.model.dropout = section.extractor_dropout
