@@ -61,7 +61,10 @@ def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTran
     frozen = frozen_groups(train_config)
     rates = {"encoder": train_config.encoder_lr, "audio_encoder": train_config.get("audio_encoder_lr", 0.0),
              "rest": train_config.lr}
-    transforms = {name: optax.set_to_zero() if name in frozen else adam(rate) for name, rate in rates.items()}
+    # the audio_encoder group only where a model has one, so runs without it keep their optimiser state's shape
+    used = {"encoder", "rest", *jax.tree.leaves(groups)}
+    transforms = {name: optax.set_to_zero() if name in frozen else adam(rate) for name, rate in rates.items()
+                  if name in used}
     clip = optax.clip_by_global_norm(train_config.clip_norm) if train_config.clip_norm > 0 else optax.identity()
     optimizer = optax.chain(clip, optax.multi_transform(transforms, groups))
     if train_config.accumulate_steps > 1:  # the mean gradient of k batches, clipped and applied once
