@@ -245,6 +245,8 @@ def torch_sequential(args, examples: Examples, seeds: list[int], sizes: dict) ->
     sys.path.insert(0, str(ROOT / "tests"))
     from lpgnet_reference import LPGNetReference, self_distillation_loss  # noqa: PLC0415
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     objective = config_of(args).objective
     weights = dict(temperature=objective.temperature, task_weight=objective.task_weight,
                    ce_weight=objective.ce_weight, kl_weight=objective.kl_weight)
@@ -252,7 +254,7 @@ def torch_sequential(args, examples: Examples, seeds: list[int], sizes: dict) ->
     for seed in seeds:
         torch.manual_seed(seed)
         model = LPGNetReference(sizes["num_classes"], sizes["text_dim"], sizes["audio_dim"], args.hidden,
-                                dropout=config_of(args).model.dropout)
+                                dropout=config_of(args).model.dropout).to(device)
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-4, weight_decay=1e-5)
 
@@ -265,7 +267,7 @@ def torch_sequential(args, examples: Examples, seeds: list[int], sizes: dict) ->
             return loss
 
         def to_torch(local):
-            return [{name: torch.from_numpy(b[name][0]) for name in FIELDS} for b in local]
+            return [{name: torch.from_numpy(b[name][0]).to(device) for name in FIELDS} for b in local]
 
         first = to_torch(epoch_batches(examples, [seed], 0, args.batch))
         start = time.perf_counter()
@@ -277,6 +279,7 @@ def torch_sequential(args, examples: Examples, seeds: list[int], sizes: dict) ->
             start = time.perf_counter()
             for batch in local:
                 loss = step(batch)
+            sync()
             last_loss = loss.item()
             epochs.append(time.perf_counter() - start)
             print(f"  (c) PyTorch seed {seed}: epoch {epoch + 1}/{args.timed_epochs}: {epochs[-1]:.2f} s", flush=True)
@@ -285,7 +288,7 @@ def torch_sequential(args, examples: Examples, seeds: list[int], sizes: dict) ->
         del model, optimizer
         gc.collect()
     return dict(warm=warm, per_seed_epochs=per_seed_epochs, losses=losses, threads=torch.get_num_threads(),
-                version=torch.__version__)
+                version=torch.__version__, device=device)
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -391,7 +394,7 @@ def main(argv=None) -> None:
               f"epoch {mean(per_seed):8.2f} s/run -> {epoch_c:.2f} s for {n} runs{scaled} "
               f"({3 * forward * steps / mean(per_seed) / 1e9:.0f} GFLOP/s), "
               f"{args.epochs} epochs x {n} runs: {total_c / 60:8.1f} min "
-              f"(torch {ref['version']}, {ref['threads']} threads)")
+              f"(torch {ref['version']} on {ref['device']}, {ref['threads']} CPU threads)")
         print(f"{'':16s} loss per run {', '.join(f'{a:.3f} -> {z:.3f}' for a, z in ref['losses'])}")
     print("\nratios (same process):")
     print(f"  (b)/(a) per epoch  = {epoch_b / epoch_a:6.2f}x   (goal <= 2x; {n}x would mean no gain from vmap)")

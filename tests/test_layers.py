@@ -11,16 +11,8 @@ from mer_jax.layers.bilstm import BiLSTM
 from mer_jax.layers.pooling import masked_mean
 
 
-def _copy_lstm_weights(flax_lstm: BiLSTM, torch_lstm: torch.nn.LSTM, in_features: int, hidden: int):
-    kernel = np.asarray(flax_lstm.input_kernel[...]).reshape(in_features, 2, 4 * hidden)
-    bias = np.asarray(flax_lstm.bias[...]).reshape(2, 4 * hidden)
-    recurrent = np.asarray(flax_lstm.recurrence.kernel[...])
-    with torch.no_grad():
-        for d, suffix in enumerate(["", "_reverse"]):
-            getattr(torch_lstm, f"weight_ih_l0{suffix}").copy_(torch.tensor(kernel[:, d].T))
-            getattr(torch_lstm, f"weight_hh_l0{suffix}").copy_(torch.tensor(recurrent[d].T))
-            getattr(torch_lstm, f"bias_ih_l0{suffix}").copy_(torch.tensor(bias[d]))
-            getattr(torch_lstm, f"bias_hh_l0{suffix}").zero_()
+def _copy_lstm_weights(flax_lstm: BiLSTM, torch_lstm: torch.nn.LSTM):
+    torch_lstm.load_state_dict({k: torch.tensor(v) for k, v in flax_lstm.torch_state_dict().items()})
 
 
 @pytest.mark.parametrize("lengths", [[9, 9, 9], [9, 4, 1], [2, 7, 5]])
@@ -28,7 +20,7 @@ def test_bilstm_matches_pytorch_packed_sequences(lengths):
     batch, time, features, hidden = len(lengths), 9, 6, 5
     ours = BiLSTM(features, hidden, rngs=nnx.Rngs(0))
     reference = torch.nn.LSTM(features, hidden, batch_first=True, bidirectional=True)
-    _copy_lstm_weights(ours, reference, features, hidden)
+    _copy_lstm_weights(ours, reference)
     x = np.random.default_rng(0).normal(size=(batch, time, features)).astype(np.float32)
     out = np.asarray(ours(jnp.asarray(x), jnp.asarray(lengths)))
     packed = torch.nn.utils.rnn.pack_padded_sequence(torch.tensor(x), torch.tensor(lengths), batch_first=True,

@@ -22,6 +22,7 @@ from mer_jax.encoders.layers import (
     FeedForward,
     SelfAttention,
     TransformerConfig,
+    run_layers,
     token_mask,
 )
 
@@ -68,10 +69,7 @@ class BertEncoder(nnx.Module):
     def __call__(self, input_ids: jax.Array, attention_mask: jax.Array | None = None,
                  token_type_ids: jax.Array | None = None, output_hidden_states: bool = False) -> EncoderOutput:
         mask = token_mask(input_ids, attention_mask)
-        x = self.embeddings(input_ids, token_type_ids)
-        hidden_states = [x]
-        for layer in self.layers:
-            x = layer(x, mask)
-            hidden_states.append(x)
+        embedded = self.embeddings(input_ids, token_type_ids)
+        x, layer_outputs = run_layers(self.layers, embedded, lambda layer, x, _: layer(x, mask))
         pooled = jnp.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None
-        return EncoderOutput(x, tuple(hidden_states) if output_hidden_states else None, pooled)
+        return EncoderOutput(x, (embedded, *layer_outputs) if output_hidden_states else None, pooled)

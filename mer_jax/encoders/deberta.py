@@ -40,6 +40,7 @@ from mer_jax.encoders.layers import (
     SelfAttention,
     TransformerConfig,
     activation,
+    run_layers,
     token_mask,
 )
 
@@ -221,11 +222,11 @@ class DebertaV2Encoder(nnx.Module):
         mask = token_mask(input_ids, attention_mask)
         embedded = self.embeddings(input_ids, token_type_ids) * mask[..., None]
         context = self.relative_context(input_ids.shape[1])
-        x = embedded
-        hidden_states = [x]
-        for i, layer in enumerate(self.layers):
-            x = layer(x, mask, **context)
-            if i == 0 and self.conv is not None:
-                x = self.conv(embedded, x, mask)
-            hidden_states.append(x)
-        return EncoderOutput(x, tuple(hidden_states) if output_hidden_states else None)
+        def call(layer, x, _):
+            return layer(x, mask, **context)
+
+        x, first = run_layers(self.layers[:1], embedded, call)
+        if self.conv is not None:  # merged into the first layer's output
+            x = first[0] = self.conv(embedded, x, mask)
+        x, rest = run_layers(self.layers[1:], x, call)
+        return EncoderOutput(x, (embedded, *first, *rest) if output_hidden_states else None)

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, struct
 
-from mer_jax.encoders.layers import Builder, activation, dot_product_attention
+from mer_jax.encoders.layers import Builder, activation, dot_product_attention, run_layers
 
 # torch.nn.LayerNorm / GroupNorm's default epsilon, used by the conv feature extractor's norms.
 TORCH_NORM_EPS = 1e-5
@@ -304,7 +304,7 @@ class TransformerEncoder(nnx.Module):
         self.layer_norm = b.norm()
         self.dropout = b.dropout(c.hidden_dropout)
         self.layers = nnx.List(layers)
-        # A dropout of a scalar one is a coin on the dropout stream: 0 with probability `layerdrop` in
+        # A dropout of ones is a coin per layer on the dropout stream: 0 with probability `layerdrop` in
         # training, never in eval; a layer whose coin is 0 is skipped (the first one never with `keep_first`).
         self.layerdrop = b.dropout(c.layerdrop)
         self.stable, self.keep_first = stable, keep_first
@@ -313,12 +313,15 @@ class TransformerEncoder(nnx.Module):
         x = jnp.where(frame_mask[..., None], x, 0)
         x = x + self.pos_conv_embed(x)
         x = self.dropout(x if self.stable else self.layer_norm(x))
-        hidden_states = [x]
-        for i, layer in enumerate(self.layers):
-            y = layer(x, frame_mask, **context)
-            x = y if i == 0 and self.keep_first else jnp.where(self.layerdrop(jnp.ones(())) > 0, y, x)
-            hidden_states.append(x)
-        return (self.layer_norm(x) if self.stable else x), tuple(hidden_states)
+        keep = self.layerdrop(jnp.ones(len(self.layers))) > 0
+        if self.keep_first:
+            keep = keep.at[0].set(True)
+
+        def call(layer, x, kept):
+            return jnp.where(kept, layer(x, frame_mask, **context), x)
+
+        y, layer_outputs = run_layers(self.layers, x, call, keep)
+        return (self.layer_norm(y) if self.stable else y), (x, *layer_outputs)
 
 
 @struct.dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from mer_jax.layers.pooling import length_mask
@@ -61,3 +62,17 @@ class BiLSTM(nnx.Module):
         _, outputs = run(self.recurrence, (zeros, zeros), xs)  # (T, 2, B, H)
         forward, backward = outputs[:, 0], outputs[::-1, 1]
         return jnp.moveaxis(jnp.concatenate([forward, backward], axis=-1), 0, 1)
+
+    def torch_state_dict(self) -> dict[str, np.ndarray]:
+        """The weights as PyTorch's `nn.LSTM(bidirectional=True, batch_first=True)` names and lays them
+        out (its hidden-to-hidden bias is zero here), for parity checks and for users moving to PyTorch."""
+        kernel = np.asarray(self.input_kernel[...]).reshape(-1, 2, 4 * self.hidden)
+        bias = np.asarray(self.bias[...]).reshape(2, 4 * self.hidden)
+        recurrent = np.asarray(self.recurrence.kernel[...])
+        weights = {}
+        for d, suffix in enumerate(["", "_reverse"]):
+            weights[f"weight_ih_l0{suffix}"] = kernel[:, d].T
+            weights[f"weight_hh_l0{suffix}"] = recurrent[d].T
+            weights[f"bias_ih_l0{suffix}"] = bias[d]
+            weights[f"bias_hh_l0{suffix}"] = np.zeros_like(bias[d])
+        return weights
