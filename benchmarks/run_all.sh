@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 USE_TF=0 TF_CPP_MIN_LOG_LEVEL=3
 # JAX and PyTorch share the card: JAX allocates as it goes instead of taking 75% up front.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-if python -c "import jax, sys; sys.exit(jax.default_backend() != 'gpu')"; then
+if python3 -c "import jax, sys; sys.exit(jax.default_backend() != 'gpu')"; then
   GPU=1; PRECISIONS=${PRECISIONS:-bf16 float32}; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/device.txt"
 else
   GPU=0; PRECISIONS=${PRECISIONS:-float32}; lscpu | grep -E "Model name|^CPU\(s\)" | tee "$OUT/device.txt"
@@ -26,8 +26,8 @@ fi
 
 run() {  # run NAME ARGS...: one benchmark, its log in OUT/NAME.log
   local name=$1; shift
-  echo "=== $name: python $*" | tee "$OUT/$name.log"
-  timeout "$LIMIT" python "$@" 2>&1 | tee -a "$OUT/$name.log"
+  echo "=== $name: python3 $*" | tee "$OUT/$name.log"
+  timeout "$LIMIT" python3 "$@" 2>&1 | tee -a "$OUT/$name.log"
   echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$OUT/$name.log"
 }
 
