@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from flax import nnx  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from encoder_throughput import best_step_seconds  # noqa: E402
+from encoder_throughput import best_step_seconds, xla_memory_gib  # noqa: E402
 
 from mer_jax.layers.bilstm import BiLSTM  # noqa: E402
 
@@ -111,10 +111,12 @@ def main():
                                    ("forward+backward", lambda: jax.block_until_ready(forward_backward(state, x, n)),
                                     torch_forward_backward)):
         rows[name] = best_step_seconds({"jax": jax_fn, "torch": torch_fn}, args.steps, args.warmup)
-    print(f"{'pass':<20}{'JAX ms':>10}{'PyTorch ms':>12}{'PyTorch/JAX':>13}{'JAX 1st call s':>16}")
+    memory = {"forward": xla_memory_gib(forward, (state, x, n)),
+              "forward+backward": xla_memory_gib(forward_backward, (state, x, n))}
+    print(f"{'pass':<20}{'JAX ms':>10}{'PyTorch ms':>12}{'PyTorch/JAX':>13}{'JAX 1st call s':>16}{'JAX GiB (XLA)':>15}")
     for name, best in rows.items():
         print(f"{name:<20}{1e3 * best['jax']:>10.1f}{1e3 * best['torch']:>12.1f}{best['torch'] / best['jax']:>13.2f}"
-              f"{firsts[name]:>16.2f}")
+              f"{firsts[name]:>16.2f}{memory[name]:>15.3f}")
 
 
 if __name__ == "__main__":

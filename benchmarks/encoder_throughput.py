@@ -104,8 +104,22 @@ def flax_passes(encoder, ids, mask) -> dict:
     def forward_backward(state, ids, mask):
         return nnx.value_and_grad(loss)(nnx.merge(train_graph, state), ids, mask)
 
-    return {"forward": lambda: forward(eval_state, ids, mask).block_until_ready(),
-            "forward+backward": lambda: jax.block_until_ready(forward_backward(train_state, ids, mask))}
+    return {"forward": (forward, (eval_state, ids, mask)), "forward+backward": (forward_backward, (train_state, ids, mask))}
+
+
+def xla_memory_gib(jitted, args) -> float:
+    """XLA's estimate of a compiled function's buffers (arguments, outputs, temporaries), GiB."""
+    memory = jitted.lower(*args).compile().memory_analysis()
+    if memory is None:
+        return float("nan")
+    return (memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
+            - memory.alias_size_in_bytes) / 2**30
+
+
+def first_call_seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def main():
@@ -123,7 +137,8 @@ def main():
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} on {device} "
           f"({torch.get_num_threads()} threads); batch {args.batch} x length {args.length}; size {args.size}; "
           f"{'bfloat16' if args.bf16 else 'float32'} compute")
-    print(f"{'model':<12}{'pass':<18}{'flax seq/s':>12}{'torch seq/s':>13}{'flax/torch':>12}")
+    print(f"{'model':<12}{'pass':<18}{'flax seq/s':>12}{'torch seq/s':>13}{'flax/torch':>12}"
+          f"{'flax 1st s':>12}{'torch 1st s':>13}{'flax GiB':>10}{'torch GiB':>11}")
 
     rng = np.random.default_rng(0)
     for name, config in hf_configs(args.size).items():
@@ -138,10 +153,23 @@ def main():
         lengths = rng.integers(args.length // 2, args.length + 1, args.batch)
         mask = (np.arange(args.length)[None] < lengths[:, None]).astype(np.int64)
         ours, theirs = flax_passes(encoder, ids, mask), torch_passes(torch_model, ids, mask, args.bf16, device)
-        for label in ours:
-            best = best_step_seconds({"flax": ours[label], "torch": theirs[label]}, args.steps, args.warmup)
+        for label, (jitted, jax_args) in ours.items():
+            def flax_call(jitted=jitted, jax_args=jax_args):
+                jax.block_until_ready(jitted(*jax_args))
+
+            # First calls (JAX: trace + compile), then memory: XLA's estimate for JAX; PyTorch's
+            # allocator peak on a GPU (on a CPU it has none to read).
+            firsts = first_call_seconds(flax_call), first_call_seconds(theirs[label])
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+                theirs[label]()
+                torch_gib = torch.cuda.max_memory_allocated() / 2**30
+            else:
+                torch_gib = float("nan")
+            best = best_step_seconds({"flax": flax_call, "torch": theirs[label]}, args.steps, args.warmup)
             flax_rate, torch_rate = args.batch / best["flax"], args.batch / best["torch"]
-            print(f"{name:<12}{label:<18}{flax_rate:>12.1f}{torch_rate:>13.1f}{flax_rate / torch_rate:>12.2f}",
+            print(f"{name:<12}{label:<18}{flax_rate:>12.1f}{torch_rate:>13.1f}{flax_rate / torch_rate:>12.2f}"
+                  f"{firsts[0]:>12.2f}{firsts[1]:>13.2f}{xla_memory_gib(jitted, jax_args):>10.2f}{torch_gib:>11.2f}",
                   flush=True)
 
 if __name__ == "__main__":
