@@ -1,9 +1,12 @@
 """Config checks and saved-run configs."""
 
+import importlib
 import json
+import pkgutil
 
 import pytest
 
+import mer_jax.configs
 from mer_jax.config import ConfigError, base_config, load_run_config, validate
 
 
@@ -46,3 +49,21 @@ def test_a_run_saved_before_a_field_existed_loads_with_its_default(tmp_path):
     config = load_run_config(tmp_path / "config.json")
     assert config.features.speaker_normalization is False and config.train.epochs == 7
     assert tuple(config.split.test_sessions) == ("Ses04",)
+
+
+SHIPPED = sorted(m.name for m in pkgutil.iter_modules(mer_jax.configs.__path__) if not m.ispkg)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_config_is_valid(name):
+    validate(importlib.import_module(f"mer_jax.configs.{name}").get_config())
+
+
+def test_the_emodb_recipe_is_the_baseline_plus_its_recipe():
+    from mer_jax.configs import emodb_audio_loso, emodb_audio_recipe
+
+    base, recipe = emodb_audio_loso.get_config(), emodb_audio_recipe.get_config()
+    assert (recipe.features.deltas, recipe.augment.freq_masks, recipe.augment.time_masks,
+            recipe.train.class_weights, recipe.train.epochs) == (2, 2, 2, "balanced", 60)
+    for section in ("data", "split", "model"):  # same data, protocol and model
+        assert recipe[section].to_dict() == base[section].to_dict()
