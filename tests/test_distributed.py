@@ -2,7 +2,10 @@
 
 Each process reads its own share of every global batch; together they must take exactly the steps of
 a one-process run over the same global batches (here: one process with two CPU devices, so both runs
-split every batch the same way), end with its parameters, and write each file once.
+split every batch the same way), end with its parameters, and write each file once. The two
+processes read the corpus from tensorflow-datasets records (process 0 writes them, the other waits)
+and each computes the MFCCs of its own half of the records, shared through the feature cache; the
+one-process run reads the folder.
 """
 
 import json
@@ -32,14 +35,17 @@ def _env(**extra):
 
 
 def test_two_processes_train_like_one(demo_root, tmp_path):
-    common = [*TINY, f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}"]
-    single = subprocess.run([shutil.which("mer-jax"), "train", *common, f"--workdir={tmp_path / 'one'}"],
+    common = [*TINY, f"--config.data.root={demo_root}"]
+    single = subprocess.run([shutil.which("mer-jax"), "train", *common, f"--workdir={tmp_path / 'one'}",
+                             f"--config.data.cache_dir={tmp_path / 'cache'}"],
                             env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"), capture_output=True,
                             text=True, timeout=900)
     assert single.returncode == 0, single.stderr[-3000:]
 
     port = _free_port()
-    processes = [subprocess.Popen([shutil.which("mer-jax"), "train", *common, f"--workdir={tmp_path / 'two'}",
+    records = ["--config.data.tfds=mer_iemocap", f"--config.data.tfds_data_dir={tmp_path / 'tfds'}",
+               f"--config.data.cache_dir={tmp_path / 'shared_cache'}"]
+    processes = [subprocess.Popen([shutil.which("mer-jax"), "train", *common, *records, f"--workdir={tmp_path / 'two'}",
                                    "--distributed", f"--coordinator=localhost:{port}", "--num_processes=2",
                                    f"--process_id={i}"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for i in range(2)]
@@ -57,3 +63,14 @@ def test_two_processes_train_like_one(demo_root, tmp_path):
     assert first["folds"][0]["test"]["confusion_matrix"] == second["folds"][0]["test"]["confusion_matrix"]
     assert len(list((two / "tensorboard").glob("events.out.tfevents.*"))) == 1  # only process 0 writes
     assert "training" not in outputs[1][1]  # and only process 0 shows progress
+    # Each process computed its half of the MFCCs; the halves became one cache entry, equal to the
+    # one-process run's MFCCs of the folder.
+    n = sum(first["folds"][0]["sizes"].values())
+    for i, (out, _) in enumerate(outputs):
+        share = np.array_split(np.arange(n), 2)[i]
+        assert f"MFCC: process {i} of 2 computes utterances {share[0]}-{share[-1]} of {n}" in out
+    merged, = (tmp_path / "shared_cache").glob("mfcc-*.npz")
+    alone, = (tmp_path / "cache").glob("mfcc-*.npz")
+    with np.load(merged) as a, np.load(alone) as b:
+        np.testing.assert_array_equal(a["lengths"], b["lengths"])
+        np.testing.assert_allclose(a["frames"], b["frames"], atol=1e-5)

@@ -15,6 +15,7 @@ import os
 import pathlib
 import uuid
 
+import jax
 import numpy as np
 from tqdm import tqdm
 
@@ -86,23 +87,60 @@ def normalize_per_speaker(features: AudioFeatures, speakers: list[str]) -> Audio
 
 
 def audio_features(utterances: list[Utterance], params: MfccParams, cache_dir=None) -> AudioFeatures:
-    """MFCCs of every utterance, from the cache when the inputs and parameters are unchanged."""
-    path = None
-    if cache_dir is not None:
-        path = pathlib.Path(cache_dir) / f"mfcc-{_cache_key(utterances, params)}.npz"
-        if path.exists():
-            with np.load(path) as cached:
-                return AudioFeatures(cached["frames"], cached["lengths"])
+    """MFCCs of every utterance, from the cache when the inputs and parameters are unchanged.
+
+    With several processes (multi-host training) and a cache every host sees, each process reads and
+    computes only its contiguous share of the utterances (of the records, with ``data.tfds``), writes
+    it to the cache, and reads the others' shares back once all are written; process 0 then stores
+    the whole set as one cache entry. Without a cache, every process computes every utterance.
+    """
+    if cache_dir is None:
+        return _compute(utterances, params)
+    path = pathlib.Path(cache_dir) / f"mfcc-{_cache_key(utterances, params)}.npz"
+    if path.exists():
+        return _load(path)
+    index, count = jax.process_index(), jax.process_count()
+    if count == 1:
+        features = _compute(utterances, params)
+        _save(path, features)
+        return features
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    parts = [path.with_name(f"{path.stem}.part{i}of{count}.npz") for i in range(count)]
+    share = np.array_split(np.arange(len(utterances)), count)[index]
+    print(f"MFCC: process {index} of {count} computes utterances {share[0]}-{share[-1]} of {len(utterances)}"
+          if len(share) else f"MFCC: process {index} of {count} has no utterances to compute", flush=True)
+    _save(parts[index], _compute([utterances[i] for i in share], params))
+    multihost_utils.sync_global_devices(f"MFCC shares written: {path.name}")
+    shares = [_load(part) for part in parts]
+    features = AudioFeatures(np.concatenate([s.frames for s in shares]), np.concatenate([s.lengths for s in shares]))
+    multihost_utils.sync_global_devices(f"MFCC shares read: {path.name}")
+    if index == 0:
+        _save(path, features)
+        for part in parts:
+            part.unlink()
+    return features
+
+
+def _compute(utterances: list[Utterance], params: MfccParams) -> AudioFeatures:
     per_utterance = [mfcc(wave, params) for wave in tqdm(waveforms([u.audio_path for u in utterances]),
                                                         total=len(utterances), desc="MFCC", unit="utt", leave=False)]
-    features = AudioFeatures(np.concatenate(per_utterance), np.array([len(f) for f in per_utterance]))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A name of its own per writer: processes sharing a file system never write into the same file.
-        tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp.npz")
-        np.savez(tmp, frames=features.frames, lengths=features.lengths)
-        os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache entry
-    return features
+    if not per_utterance:  # a process's empty share
+        return AudioFeatures(np.zeros((0, params.n_mfcc * (1 + params.deltas)), np.float32), np.zeros(0, np.int64))
+    return AudioFeatures(np.concatenate(per_utterance), np.array([len(f) for f in per_utterance]))
+
+
+def _load(path: pathlib.Path) -> AudioFeatures:
+    with np.load(path) as cached:
+        return AudioFeatures(cached["frames"], cached["lengths"])
+
+
+def _save(path: pathlib.Path, features: AudioFeatures) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A name of its own per writer: processes sharing a file system never write into the same file.
+    tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp.npz")
+    np.savez(tmp, frames=features.frames, lengths=features.lengths)
+    os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache entry
 
 
 def waveform_features(utterances: list[Utterance], max_samples: int) -> AudioFeatures:

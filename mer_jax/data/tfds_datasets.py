@@ -23,6 +23,7 @@ import pathlib
 import tarfile
 import tempfile
 
+import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -278,8 +279,17 @@ def dataset_builder(data) -> CorpusBuilder:
     if BUILDERS[data.tfds].corpus != data.corpus:
         raise ValueError(f"data.tfds = {data.tfds!r} holds a {BUILDERS[data.tfds].corpus!r} corpus, but "
                          f"data.corpus = {data.corpus!r}")
-    builder = BUILDERS[data.tfds](data_dir=data.tfds_data_dir or None,
-                                  on_error="skip" if data.skip_bad_input else "raise")
+    def make():
+        return BUILDERS[data.tfds](data_dir=data.tfds_data_dir or None,
+                                   on_error="skip" if data.skip_bad_input else "raise")
+
+    if jax.process_count() > 1:  # multi-host: process 0 writes the records, the others wait to read them
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+
+        if jax.process_index() == 0:
+            make().download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=data.root))
+        multihost_utils.sync_global_devices(f"records of {data.tfds} prepared")
+    builder = make()
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=data.root))
     return builder
 
