@@ -6,7 +6,6 @@ frozen encoder that stays at its pretrained weights; the `mer-jax` command train
 from waveforms."""
 
 import json
-import os
 
 import jax
 import jax.numpy as jnp

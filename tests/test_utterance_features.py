@@ -2,9 +2,7 @@
 vectors, trained extractors that never see test labels, and the cache."""
 
 import dataclasses
-import pathlib
 
-import jax
 import numpy as np
 import pytest
 
