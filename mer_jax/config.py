@@ -72,6 +72,10 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # checkpoint's own tokenizer for a pretrained encoder; or any Hugging Face name / folder
         tokenizer="auto",
         dtype="float32",  # compute dtype of a pretrained encoder (bfloat16 on accelerators); params stay fp32
+        # k > 0: each transcript is read together with the k turns before it in its dialogue (a token pair,
+        # features.max_tokens in all, the context cut first); pooling and cross-modal attention read only
+        # the utterance's own tokens. Needs a corpus that knows dialogues (IEMOCAP, demo, MELD, manifests)
+        context_turns=0,
         layers=2,  # the small transformer's size
         heads=4,
         hidden=256,
@@ -153,6 +157,8 @@ def validate(config) -> None:
         section, name = field.split(".")
         if config[section][name] <= 0:
             raise ConfigError(f"config field {field} = {config[section][name]!r}: must be positive")
+    if not isinstance(config.text.context_turns, int) or config.text.context_turns < 0:
+        raise ConfigError(f"config field text.context_turns = {config.text.context_turns!r}: must be a whole number >= 0")
     for name, value in config.augment.items():
         if not isinstance(value, int) or value < 0:
             raise ConfigError(f"config field augment.{name} = {value!r}: must be a whole number >= 0")

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from mer_jax.data.features import AudioFeatures, tokenize
+from mer_jax.data.features import AudioFeatures, preceding_turns, tokenize
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.records import Utterance
 
@@ -162,10 +162,11 @@ class Examples:
 def utterance_examples(utterances: list[Utterance], indices, label_set: LabelSet, *,
                        audio: AudioFeatures | None = None, max_frames: int = 0,
                        waveforms: AudioFeatures | None = None, max_samples: int = 0,
-                       tokenizer=None, max_tokens: int = 0) -> Examples:
+                       tokenizer=None, max_tokens: int = 0, context_turns: int = 0) -> Examples:
     """One example per utterance in `utterances[indices]`: MFCC frames (``audio`` holds every utterance's,
     truncated to `max_frames`) when audio is given, waveforms (truncated to `max_samples`) when
-    `waveforms` are, token ids when a tokenizer is, and the label."""
+    `waveforms` are, token ids when a tokenizer is (with `context_turns`, the transcript paired with
+    up to that many preceding turns of its dialogue, and ``token_type_ids`` marking them), and the label."""
     indices = np.asarray(indices, dtype=np.int64)
     fields = {"label": np.array([label_set.index(utterances[i].label) for i in indices], np.int32),
               "weight": np.ones(len(indices), np.float32)}
@@ -179,11 +180,12 @@ def utterance_examples(utterances: list[Utterance], indices, label_set: LabelSet
         fields.update(waveform=samples, waveform_length=samples.lengths.astype(np.int32))
         sizes["waveform"] = max_samples
     if tokenizer is not None:
-        ids, mask = tokenize([utterances[i].transcript for i in indices], tokenizer, max_tokens)
-        lengths = mask.sum(axis=1)  # the tokenizer pads on the right
-        fields["input_ids"], fields["attention_mask"] = (Ragged.from_rows([row[:n] for row, n in zip(a, lengths)],
-                                                                          dtype=np.int32) for a in (ids, mask))
-        sizes.update(input_ids=max_tokens, attention_mask=max_tokens)
+        contexts = preceding_turns(utterances, indices, context_turns) if context_turns else None
+        tokens = tokenize([utterances[i].transcript for i in indices], tokenizer, max_tokens, contexts)
+        lengths = tokens["attention_mask"].sum(axis=1)  # the tokenizer pads on the right
+        for name, array in tokens.items():
+            fields[name] = Ragged.from_rows([row[:n] for row, n in zip(array, lengths)], dtype=np.int32)
+            sizes[name] = max_tokens
     return Examples(np.array([utterances[i].utterance_id for i in indices]), fields, sizes)
 
 

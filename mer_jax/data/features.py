@@ -1,4 +1,5 @@
-"""Features: 40-dim MFCC frames from audio, token ids from transcripts, and an on-disk MFCC cache.
+"""Features: 40-dim MFCC frames from audio, token ids from transcripts (with their dialogue context), and an
+on-disk MFCC cache.
 
 MFCCs are computed once per corpus and cached under a key that hashes every input file (path, size,
 modification time) and every feature parameter, so a second run reuses them and a changed file or
@@ -158,10 +159,70 @@ def _cache_key(utterances: list[Utterance], params: MfccParams) -> str:
     return digest.hexdigest()[:20]
 
 
-def tokenize(texts: list[str], tokenizer, max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """(input_ids, attention_mask), each (len(texts), max_length) int32, with a Hugging Face tokenizer."""
-    if not texts:  # e.g. the empty training part of a cross-corpus evaluation
-        return np.zeros((0, max_length), np.int32), np.zeros((0, max_length), np.int32)
-    encoded = tokenizer(list(texts), max_length=max_length, padding="max_length", truncation=True,
-                        return_tensors="np")
-    return encoded["input_ids"].astype(np.int32), encoded["attention_mask"].astype(np.int32)
+def tokenize(texts: list[str], tokenizer, max_length: int, contexts: list[list[str]] | None = None
+             ) -> dict[str, np.ndarray]:
+    """``input_ids`` and ``attention_mask``, each (len(texts), max_length) int32, with a Hugging Face tokenizer.
+
+    With `contexts` (the turns before text i, most recent first: `preceding_turns`), text i and its
+    context are encoded as a pair (``[CLS] text [SEP] turn [SEP] earlier turn [SEP]`` for BERT and
+    DeBERTa: turns joined by the tokenizer's separator), the context truncated to what `max_length`
+    leaves, never the text; ``token_type_ids`` marks the context's tokens with 1 (0: the text's own
+    tokens and the padding). A text without context, or too long to leave room for one, is encoded alone.
+    """
+    if contexts is not None:
+        contexts = [f" {tokenizer.sep_token} ".join(turns) for turns in contexts]
+
+    def encode(rows, pair: bool) -> dict[str, np.ndarray]:
+        encoded = tokenizer([texts[i] for i in rows], [contexts[i] for i in rows] if pair else None,
+                            max_length=max_length, padding="max_length", return_tensors="np",
+                            truncation="only_second" if pair else True)
+        segments = np.array([[s == 1 for s in encoded.sequence_ids(r)] for r in range(len(rows))], bool)
+        # the pair's closing [SEP] belongs to the context too, as BERT's token types have it
+        segments |= np.cumsum(segments, axis=1) > 0
+        segments &= encoded["attention_mask"].astype(bool)
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+                "token_type_ids": segments}
+
+    n = len(texts)
+    names = ("input_ids", "attention_mask") + (("token_type_ids",) if contexts is not None else ())
+    out = {name: np.zeros((n, max_length), np.int32) for name in names}
+    if not n:  # e.g. the empty training part of a cross-corpus evaluation
+        return out
+    paired = np.zeros(n, bool)
+    if contexts is not None:
+        alone = tokenizer(list(texts), truncation=False)["input_ids"]
+        paired = np.array([bool(c) and len(ids) + 2 <= max_length for c, ids in zip(contexts, alone)])
+    for pair in (False, True):
+        rows = np.flatnonzero(paired == pair)
+        if len(rows):
+            for name, array in encode(rows, pair).items():
+                if name in out:
+                    out[name][rows] = array
+    return out
+
+
+def preceding_turns(utterances: list[Utterance], indices, turns: int) -> list[list[str]]:
+    """The transcripts of the (at most) `turns` turns before each of `utterances[indices]` in its dialogue,
+    most recent first: the dialogue context a text encoder reads beside the utterance.
+
+    Only the turns among `utterances` count (a reader or label set that drops utterances drops them
+    from the context too); an utterance without a dialogue id or turn index is an error.
+    """
+    lacking = [utterances[i].utterance_id for i in indices
+               if utterances[i].dialogue_id is None or utterances[i].turn_index is None]
+    if lacking:
+        raise ValueError(f"{len(lacking)} utterance(s) have no dialogue_id or turn_index (e.g. "
+                         f"{', '.join(lacking[:5])}): text.context_turns needs a corpus whose reader knows "
+                         "dialogues and turn order (IEMOCAP, the demo corpus, MELD, a manifest with dialogue_id and turn)")
+    dialogues: dict[str, list[tuple[int, str]]] = {}
+    for u in utterances:
+        if u.dialogue_id is not None and u.turn_index is not None:
+            dialogues.setdefault(u.dialogue_id, []).append((u.turn_index, u.transcript))
+    for turns_of in dialogues.values():
+        turns_of.sort()
+    contexts = []
+    for i in indices:
+        u = utterances[i]
+        earlier = [text for turn, text in dialogues[u.dialogue_id] if turn < u.turn_index][-turns:] if turns else []
+        contexts.append(earlier[::-1])
+    return contexts

@@ -41,7 +41,10 @@ class TransformerEncoder(nnx.Module):
         self.final_norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
-    def __call__(self, input_ids: jax.Array, attention_mask: jax.Array) -> EncoderOutput:
+    def __call__(self, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids: jax.Array | None = None
+                 ) -> EncoderOutput:
+        """`token_type_ids` is taken for the pretrained encoders' interface and not read: this encoder has no
+        segment embeddings; a dialogue context follows the utterance's own [SEP]."""
         mask = attention_mask.astype(bool)
         x = self.token_embedding(input_ids) + self.position_embedding(jnp.arange(input_ids.shape[1]))[None]
         x = x.astype(self.token_embedding.embedding.dtype)  # nnx.Embed returns float32 even from bfloat16 tables

@@ -46,6 +46,7 @@ from mer_jax.layers.pooling import length_mask, masked_mean
 from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models.base import EmotionModel
 from mer_jax.models.speech_encoder import SpeechBranch
+from mer_jax.models.text_encoder import encode_text
 
 MODALITIES = ("audio+text", "audio", "text")
 QUERIES = ("frames", "pooled")
@@ -114,8 +115,7 @@ class DynamicFusion(EmotionModel):
         if "audio" in self.modalities:
             outputs["audio_mean"], outputs["audio_mask"] = masked_mean(audio, audio_mask), audio_mask
         if "text" in self.modalities:
-            text_mask = batch["attention_mask"].astype(bool)
-            encoded = self.text_encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+            encoded, text_mask = encode_text(self.text_encoder, batch)
             outputs["text_cls"], outputs["text_mean"] = encoded[:, 0], masked_mean(encoded, text_mask)
             text = self.text_projection(encoded)
         if self.modalities == "audio":

@@ -25,6 +25,7 @@ from mer_jax.layers.pooling import length_mask, masked_mean
 from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models import lpgnet
 from mer_jax.models.base import EmotionModel
+from mer_jax.models.text_encoder import encode_text
 
 DEFAULTS = {**{k: v for k, v in lpgnet.DEFAULTS.items() if k != "context"}, "length": 512}
 
@@ -61,9 +62,8 @@ class LPGNetFrame(EmotionModel):
         input_ids, attention_mask, mfcc and mfcc_length."""
         inputs, masks = {}, {}
         if "text" in self.modalities:
-            states = self.text_encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
-            inputs["text"], masks["text"] = fit_length(states.astype(jnp.float32), batch["attention_mask"].astype(bool),
-                                                       self.length)
+            states, own = encode_text(self.text_encoder, batch)
+            inputs["text"], masks["text"] = fit_length(states.astype(jnp.float32), own, self.length)
         if "audio" in self.modalities:
             frames = self.feature_norm(batch["mfcc"])
             if self.augment is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -25,3 +26,14 @@ def build_text_encoder(text, *, dtype: str, max_tokens: int, dropout: float, fro
     encoder, hf_config = from_pretrained(text.encoder, dtype=jnp.dtype(dtype), rngs=rngs,
                                          **(no_dropout if frozen else {}))
     return encoder, hf_config.hidden_size
+
+
+def encode_text(encoder: nnx.Module, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """The encoder's last states (B, L, d) over a batch's tokens, and the (B, L) mask of the utterance's own
+    real tokens: what pooling and cross-modal attention read. Tokens of a dialogue context
+    (``token_type_ids`` 1, `text.context_turns`) are attended to inside the encoder only."""
+    own = batch["attention_mask"].astype(bool)
+    token_types = batch.get("token_type_ids")
+    if token_types is not None:
+        own &= token_types == 0
+    return encoder(batch["input_ids"], batch["attention_mask"], token_types).last_hidden_state, own

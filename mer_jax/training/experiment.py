@@ -58,4 +58,4 @@ def examples_of(config, data: ExperimentData, indices, tokenizer) -> Examples:
     return utterance_examples(data.utterances, indices, data.label_set, audio=data.audio,
                               max_frames=config.features.max_frames, waveforms=data.waveforms,
                               max_samples=max_samples(config.features), tokenizer=tokenizer,
-                              max_tokens=config.features.max_tokens)
+                              max_tokens=config.features.max_tokens, context_turns=config.text.context_turns)

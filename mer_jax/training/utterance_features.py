@@ -60,10 +60,11 @@ from flax import nnx
 from mer_jax.config import ConfigError
 from mer_jax.data.audio import audio_fingerprint
 from mer_jax.data.examples import Ragged, length_buckets, numpy_batches, utterance_examples
-from mer_jax.data.features import tokenize
+from mer_jax.data.features import preceding_turns, tokenize
 from mer_jax.data.splits import Split
 from mer_jax.data.tokenizer import SMALL_TRANSFORMER, WORDS, get_tokenizer, tokenizer_name
 from mer_jax.layers.pooling import masked_mean
+from mer_jax.models.text_encoder import encode_text
 from mer_jax.training.experiment import ExperimentData, examples_of, max_samples
 from mer_jax.training.workdir import HARMLESS, is_writer, prepare_workdir
 
@@ -96,7 +97,8 @@ def text_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Pa
                               "weights. Name one, or use finetuned_cls / finetuned_mean")
         key = {"feature": feature, "encoder": config.text.encoder, "encoder_files": _folder_stats(config.text.encoder),
                "tokenizer": tokenizer_name(config.text), "dtype": config.text.dtype,
-               "max_tokens": config.features.max_tokens, "pooling": pooling, "utterances": corpus}
+               "max_tokens": config.features.max_tokens, "context_turns": config.text.context_turns,
+               "pooling": pooling, "utterances": corpus}
         return _cached(config, feature, key, lambda: frozen_text_vectors(config, data, pooling))
     return _trained_vectors(config, data, split, workdir, "text", f"text_{pooling}", feature, corpus)
 
@@ -175,22 +177,27 @@ def read_emotion2vec(folder, utterance_ids: list[str]) -> np.ndarray:
 
 def frozen_text_vectors(config, data: ExperimentData, pooling: str, batch_size: int = FROZEN_BATCH_SIZE) -> np.ndarray:
     """(n, hidden) first-token (``cls``) or mean real-token (``mean``) final states of the pretrained
-    ``text.encoder``, in eval mode, over every transcript (``features.max_tokens`` tokens)."""
+    ``text.encoder``, in eval mode, over every transcript (``features.max_tokens`` tokens, with its dialogue
+    context when ``text.context_turns`` asks: the mean then reads the utterance's own tokens only)."""
     from mer_jax.encoders import from_pretrained  # noqa: PLC0415
 
     encoder, _ = from_pretrained(config.text.encoder, dtype=jnp.dtype(config.text.dtype))
     tokenizer = get_tokenizer(tokenizer_name(config.text), [])
-    ids, mask = tokenize([u.transcript for u in data.utterances], tokenizer, config.features.max_tokens)
+    every = np.arange(len(data.utterances))
+    turns = config.text.context_turns
+    tokens = tokenize([u.transcript for u in data.utterances], tokenizer, config.features.max_tokens,
+                      preceding_turns(data.utterances, every, turns) if turns else None)
     graph, state = nnx.split(encoder)
 
     @jax.jit
-    def forward(state, ids, mask):
-        hidden = nnx.merge(graph, state)(ids, mask).last_hidden_state.astype(jnp.float32)
-        return hidden[:, 0] if pooling == "cls" else masked_mean(hidden, mask.astype(bool))
+    def forward(state, batch):
+        hidden, own = encode_text(nnx.merge(graph, state), batch)
+        hidden = hidden.astype(jnp.float32)
+        return hidden[:, 0] if pooling == "cls" else masked_mean(hidden, own)
 
-    n = len(ids)
-    rows = np.concatenate([np.arange(n), np.zeros(-n % batch_size, np.int64)])  # the last batch padded with row 0
-    out = [np.asarray(forward(state, ids[b], mask[b])) for b in rows.reshape(-1, batch_size)]
+    n = len(every)
+    rows = np.concatenate([every, np.zeros(-n % batch_size, np.int64)])  # the last batch padded with row 0
+    out = [np.asarray(forward(state, {k: v[b] for k, v in tokens.items()})) for b in rows.reshape(-1, batch_size)]
     return np.concatenate(out)[:n].astype(np.float32)
 
 
