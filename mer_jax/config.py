@@ -50,7 +50,12 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
     )
     # SpecAugment-style masking of the standardised MFCC frames in training (layers/spec_augment.py):
     # bands of coefficients and spans of frames set to zero, drawn anew every step; 0 masks: off
-    c.augment = dict(freq_masks=0, freq_width=8, time_masks=0, time_width=40)
+    c.augment = dict(
+        freq_masks=0, freq_width=8, time_masks=0, time_width=40,
+        # speed perturbation (Kaldi's 0.9, 1.1): the training part also holds every utterance played at each
+        # of these speeds (tempo and pitch together; MFCCs computed once per speed and cached); () off
+        speeds=(),
+    )
     c.split = dict(
         protocol="random",  # random | holdout | loso | official
         seed=0,  # the split's own seed: runs with other model seeds (config.seed, train.seeds) share the split
@@ -159,7 +164,14 @@ def validate(config) -> None:
             raise ConfigError(f"config field {field} = {config[section][name]!r}: must be positive")
     if not isinstance(config.text.context_turns, int) or config.text.context_turns < 0:
         raise ConfigError(f"config field text.context_turns = {config.text.context_turns!r}: must be a whole number >= 0")
+    speeds = config.augment.speeds
+    if not isinstance(speeds, tuple | list) or not all(isinstance(s, float | int) and 0.5 <= s <= 2 and s != 1
+                                                      for s in speeds):
+        raise ConfigError(f"config field augment.speeds = {speeds!r}: must be a tuple of speed factors in "
+                          "[0.5, 2] other than 1 (e.g. (0.9, 1.1)), or () for none")
     for name, value in config.augment.items():
+        if name == "speeds":
+            continue
         if not isinstance(value, int) or value < 0:
             raise ConfigError(f"config field augment.{name} = {value!r}: must be a whole number >= 0")
     if config.split.protocol == "cross_corpus":

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer_jax.config import ConfigError, base_config, validate
+from mer_jax.config import base_config, validate
 from mer_jax.data.examples import utterance_examples
 from mer_jax.data.features import preceding_turns, tokenize
 from mer_jax.data.labels import get_label_set
@@ -62,13 +62,6 @@ def test_examples_carry_token_types_only_with_context():
     assert "token_type_ids" not in plain.fields
     assert paired.padded()["token_type_ids"].tolist() == [[0] * 8, [0, 0, 0, 1, 1, 1, 0, 0]]
     assert paired.padded()["attention_mask"].tolist()[1] == [1] * 6 + [0, 0]
-
-
-def test_context_turns_must_be_a_whole_number():
-    config = base_config()
-    config.text.context_turns = -1
-    with pytest.raises(ConfigError, match="text.context_turns = -1"):
-        validate(config)
 
 
 def test_a_label_only_the_previous_turn_reveals_is_learnt_with_context(tmp_path):

@@ -93,6 +93,18 @@ class Examples:
         pick = lambda f: f.take(indices) if isinstance(f, Ragged) else f[indices]  # noqa: E731
         return Examples(pick(self.ids), {n: pick(f) for n, f in self.fields.items()}, self.sizes, self.buckets)
 
+    @classmethod
+    def concatenate(cls, parts: list["Examples"]) -> "Examples":
+        """The examples of every part, in order, as one set (the parts share their fields and sizes)."""
+        def joined(fields):
+            if isinstance(fields[0], Ragged):
+                return Ragged(np.concatenate([f.values for f in fields]), np.concatenate([f.lengths for f in fields]))
+            return np.concatenate(fields)
+
+        first = parts[0]
+        return cls(joined([p.ids for p in parts]), {n: joined([p.fields[n] for p in parts]) for n in first.fields},
+                   first.sizes, first.buckets)
+
     def with_buckets(self, buckets: tuple[dict[str, int], ...]) -> "Examples":
         return dataclasses.replace(self, buckets=tuple(buckets))
 

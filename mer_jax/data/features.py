@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from mer_jax.data.audio import SAMPLE_RATE, audio_fingerprint, waveforms
+from mer_jax.data.audio import SAMPLE_RATE, audio_fingerprint, speed_perturbed, waveforms
 from mer_jax.data.records import Utterance
 
 
@@ -35,6 +35,7 @@ class MfccParams:
     n_mels: int = 64
     max_frames: int = 300
     deltas: int = 0  # 1: append delta MFCCs; 2: delta and delta-delta
+    speed: float = 1.0  # speed perturbation: the MFCCs of the waveform played this many times faster
 
     @classmethod
     def from_config(cls, features) -> "MfccParams":
@@ -49,9 +50,12 @@ def frame_features(features) -> int:
 
 
 def mfcc(wave: np.ndarray, params: MfccParams) -> np.ndarray:
-    """(frames, n_mfcc x (1 + deltas)) float32 MFCCs of a 16 kHz mono waveform (then their deltas,
-    computed over the whole utterance), truncated to params.max_frames."""
+    """(frames, n_mfcc x (1 + deltas)) float32 MFCCs of a 16 kHz mono waveform (sped up by params.speed;
+    then their deltas, computed over the whole utterance), truncated to params.max_frames."""
     import librosa  # noqa: PLC0415 (librosa pulls numba; only feature extraction needs it)
+
+    if params.speed != 1.0:
+        wave = speed_perturbed(wave, params.speed)
 
     frames = librosa.feature.mfcc(
         y=wave, sr=SAMPLE_RATE, n_mfcc=params.n_mfcc, n_fft=params.n_fft, win_length=params.win_length,
@@ -153,7 +157,10 @@ def waveform_features(utterances: list[Utterance], max_samples: int) -> AudioFea
 
 
 def _cache_key(utterances: list[Utterance], params: MfccParams) -> str:
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(params), sort_keys=True).encode())
+    fields = dataclasses.asdict(params)
+    if params.speed == 1.0:  # unperturbed: the key MFCCs had before speed perturbation existed
+        del fields["speed"]
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     for u in utterances:
         digest.update(f"{audio_fingerprint(u.audio_path)}\n".encode())
     return digest.hexdigest()[:20]

@@ -55,7 +55,8 @@ def _on_tokens_and_frames(module, hears_waveforms: bool = False):
                                                   dropout=config.model.dropout, frozen=config.train.freeze_encoder,
                                                   vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
         a = config.augment
-        augment = SpecAugment(**a, rngs=rngs) if a.freq_masks or a.time_masks else None
+        masks = {k: v for k, v in a.items() if k != "speeds"}  # speed perturbation happens in the data
+        augment = SpecAugment(**masks, rngs=rngs) if a.freq_masks or a.time_masks else None
         speech = {}
         if hears_waveforms and config.audio.encoder != "mfcc" and "audio" in config.model.modalities:
             speech["speech"] = build_speech_branch(config.audio, dtype=config.model.dtype,

@@ -25,6 +25,7 @@ class ExperimentData:
     audio: AudioFeatures | None  # MFCCs of every utterance; None when the model does not hear MFCCs
     splits: list[Split]
     waveforms: AudioFeatures | None = None  # every utterance's waveform, for a speech encoder (audio.encoder)
+    sped_up: dict[float, AudioFeatures] = dataclasses.field(default_factory=dict)  # augment.speeds: MFCCs per speed
 
 
 def load_experiment_data(config) -> ExperimentData:
@@ -38,14 +39,22 @@ def load_experiment_data(config) -> ExperimentData:
     hears_waveforms = uses_audio and config.audio.encoder != "mfcc"
     waveforms = waveform_features(utterances, max_samples(config.features)) if hears_waveforms else None
     uses_mfcc = uses_audio and not hears_waveforms
-    audio = audio_features(utterances, MfccParams.from_config(config.features), config.data.cache_dir) if uses_mfcc else None
-    if audio is not None and config.features.speaker_normalization:
-        audio = normalize_per_speaker(audio, [u.speaker for u in utterances])
+    if config.augment.speeds and (not uses_mfcc or get_model_spec(config.model.name).level != "utterance"):
+        raise ConfigError(f"augment.speeds = {tuple(config.augment.speeds)} perturbs the MFCC frames of an "
+                          "utterance-level model; this model reads none (a text-only or dialogue-level model, or "
+                          "audio.encoder a speech checkpoint)")
+    params = MfccParams.from_config(config.features)
+    speeds = (1.0, *config.augment.speeds) if uses_mfcc else ()
+    audio = {s: audio_features(utterances, dataclasses.replace(params, speed=float(s)), config.data.cache_dir)
+             for s in speeds}
+    if config.features.speaker_normalization:
+        audio = {s: normalize_per_speaker(a, [u.speaker for u in utterances]) for s, a in audio.items()}
     splits = make_splits(utterances, config.split.protocol, seed=config.split.seed, test_fraction=config.split.test_fraction,
                          validation_fraction=config.split.validation_fraction,
                          test_sessions=tuple(config.split.test_sessions),
                          unit=get_model_spec(config.model.name).level)  # dialogue models keep dialogues whole
-    return ExperimentData(utterances, report, label_set_of(config.data), audio, splits, waveforms)
+    return ExperimentData(utterances, report, label_set_of(config.data), audio.pop(1.0, None), splits, waveforms,
+                          sped_up=audio)
 
 
 def max_samples(features) -> int:
@@ -53,9 +62,11 @@ def max_samples(features) -> int:
     return features.max_frames * features.hop_length
 
 
-def examples_of(config, data: ExperimentData, indices, tokenizer) -> Examples:
-    """The model-ready examples of `data.utterances[indices]` (audio if loaded, tokens if a tokenizer is given)."""
-    return utterance_examples(data.utterances, indices, data.label_set, audio=data.audio,
+def examples_of(config, data: ExperimentData, indices, tokenizer, *, speed: float = 1.0) -> Examples:
+    """The model-ready examples of `data.utterances[indices]` (audio if loaded, at `speed` if that is one of
+    ``augment.speeds``; tokens if a tokenizer is given)."""
+    return utterance_examples(data.utterances, indices, data.label_set,
+                              audio=data.audio if speed == 1.0 else data.sped_up[speed],
                               max_frames=config.features.max_frames, waveforms=data.waveforms,
                               max_samples=max_samples(config.features), tokenizer=tokenizer,
                               max_tokens=config.features.max_tokens, context_turns=config.text.context_turns)

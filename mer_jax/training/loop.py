@@ -78,7 +78,8 @@ def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathl
     resumed runs, re-evaluation and inference tokenize as training did. Dialogue-level models read
     utterance vectors, computed from the fold's training part only. Every part shares the length
     buckets of the training part (``features.length_buckets``); ``train.class_weights`` weighs the
-    training part's utterances by class (`Examples.class_weighted`).
+    training part's utterances by class (`Examples.class_weighted`); ``augment.speeds`` adds the
+    training utterances at other speeds to the training part (never to validation or test).
     """
     write = write and is_writer()
     spec = get_model_spec(config.model.name)
@@ -102,6 +103,9 @@ def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathl
             if write:
                 tokenizer.save_pretrained(str(saved))
         examples = {part: examples_of(config, data, getattr(split, part), tokenizer) for part in PARTS}
+        if data.sped_up:  # augment.speeds: the training utterances once more at every speed
+            examples["train"] = Examples.concatenate(
+                [examples["train"], *(examples_of(config, data, split.train, tokenizer, speed=s) for s in data.sped_up)])
     buckets = length_buckets(examples["train"], config.features.length_buckets)
     examples = {part: e.with_buckets(buckets) for part, e in examples.items()}
     if config.train.class_weights != "none" and len(examples["train"]):
