@@ -206,7 +206,8 @@ class EmotionRecognizer:
         Any sample rate and channel count is taken (mixed to mono, resampled to 16 kHz). What the
         model cannot score raises `InputError` naming the item: no audio (or a missing, undecodable,
         silent or shorter than one 25 ms window file) for a model that hears audio, an empty
-        transcript for one that reads text. An input the model does not read is ignored.
+        transcript for one that reads text. An input the model does not read is ignored. Each item is
+        read alone: a run trained with ``text.context_turns`` gets no dialogue context here.
         """
         params = MfccParams.from_config(self.config.features)
         modalities = get_model_spec(self.config.model.name).modalities(self.config)
