@@ -24,11 +24,11 @@ from mer_jax.data.examples import Examples, numpy_batches, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
 from mer_jax.data.labels import get_label_set, label_set_of
 from mer_jax.data.records import Utterance
-from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.report import summarize_folds, summarize_seeds
 from mer_jax.models.registry import build_model, get_model_spec, model_rngs
 from mer_jax.training.experiment import load_experiment_data, max_samples
-from mer_jax.training.loop import SIZES, load_best, load_best_seeds, prepare_fold_data, read_history, run_seeds
+from mer_jax.training.loop import (SIZES, ensemble, load_best, load_best_seeds, prepare_fold_data, read_history,
+                                   run_seeds, scored)
 from mer_jax.training.steps import SplitModel, make_eval_step
 from mer_jax.training.workdir import fold_dir
 
@@ -279,8 +279,8 @@ def evaluate_run(run_dir, corpus: dict | None = None) -> dict:
         step = make_eval_step(split_model, seeds=True)
         outputs = examples.in_order((np.asarray(step(params, other, jax.device_put(batch))), batch["index"])
                                     for batch in numpy_batches(examples, config.train.batch_size))
-        per_seed = [classification_metrics(examples.labels(), examples.real(o).argmax(-1), data.label_set.classes)
-                    for o in outputs]
+        scores = [scored(examples.real(o), examples.labels(), data.label_set) for o in outputs]
+        per_seed = [metrics for metrics, _ in scores]
         protocol = f"{split.name} of {data.report.corpus}, model trained on {trained_on}" if corpus else split.name
         fold = {"protocol": protocol, "sizes": {"test": len(examples.labels())},
                 "history": read_history(workdir, config.train.epochs)}
@@ -289,6 +289,7 @@ def evaluate_run(run_dir, corpus: dict | None = None) -> dict:
         else:
             fold["test"] = summarize_seeds(per_seed)
             fold["seeds"] = [{"seed": seed, "test": m} for seed, m in zip(run_seeds(config), per_seed)]
+            fold["ensemble"] = {"test": ensemble(scores, examples, data.label_set)[0]}
         folds.append(fold)
     results = summarize_folds(folds)
     results["skipped_bad_input"], results["corpus"] = len(data.report.skipped), data.report.corpus

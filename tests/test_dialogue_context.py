@@ -99,6 +99,8 @@ def test_a_label_only_the_previous_turn_reveals_is_learnt_with_context(tmp_path)
     assert len(replies) >= 10 and majority < 0.8
     assert right >= 0.9, (right, majority)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["text"]["context_turns"] == 1
+    assert "inputs: each transcript read with up to 1 preceding turns of its dialogue" in (
+        tmp_path / "run" / "report.txt").read_text()
 
 
 def test_the_text_branch_pools_the_utterance_s_own_tokens_of_an_encoder_that_read_the_context():

@@ -35,5 +35,7 @@ def test_lpgnet_trains_evaluates_and_writes_every_test_utterance(demo_root, tmp_
     assert again.returncode == 0, again.stderr[-3000:]
     for s in fold["seeds"]:  # the best checkpoints, scored again
         assert f"seed {s['seed']} test: WA {s['test']['wa']:.4f}  UA {s['test']['ua']:.4f}" in again.stdout
+    e = fold["ensemble"]["test"]  # the two seeds' ensemble, scored again
+    assert f"test of the 2 seeds' ensemble (mean probabilities): WA {e['wa']:.4f}  UA {e['ua']:.4f}" in again.stdout
     single = _mer_jax("predict", f"--workdir={workdir}", "--text=hello")
     assert single.returncode != 0 and "mer-jax evaluate" in single.stderr

@@ -30,7 +30,10 @@ def attention_of(predictor, examples: Examples):
                          f"= {model.modalities!r}, model.fusion = {model.get('fusion')!r})")
     for batch, weights in predictor.outputs(examples, "attention"):
         for row in np.flatnonzero(batch["index"] >= 0):
-            frames, tokens = int(batch["mfcc_length"][row]), int(batch["attention_mask"][row].sum())
+            own = batch["attention_mask"][row].astype(bool)
+            if "token_type_ids" in batch:  # a dialogue context follows the utterance's own tokens, never attended
+                own &= batch["token_type_ids"][row] == 0
+            frames, tokens = int(batch["mfcc_length"][row]), int(own.sum())
             ids = batch["input_ids"][row, :tokens].tolist()
             yield int(batch["index"][row]), weights[row, :, :frames, :tokens], predictor.tokenizer.convert_ids_to_tokens(ids)
 

@@ -26,23 +26,30 @@ def summarize_seeds(per_seed: list[dict]) -> dict:
 
 def summarize_folds(folds: list[dict]) -> dict:
     """The run's test metrics: one fold's own (with its spread over seeds, if several), or the mean and
-    standard deviation over folds of the headline metrics."""
-    if len(folds) == 1:
-        test = folds[0]["test"]
-        return {"test": {k: v for k, v in test.items() if k not in ("confusion_matrix", "classes", "n")}, "folds": folds}
-    summary = {name: float(np.mean([f["test"][name] for f in folds])) for name in HEADLINE}
-    summary.update({f"{name}_std": float(np.std([f["test"][name] for f in folds])) for name in HEADLINE})
-    return {"test": summary, "folds": folds}
+    standard deviation over folds of the headline metrics; the same for the seeds' ensemble (``ensemble``),
+    where a run has several seeds."""
+    def summary(tests: list[dict]) -> dict:
+        if len(tests) == 1:
+            return {k: v for k, v in tests[0].items() if k not in ("confusion_matrix", "classes", "n")}
+        return {**{name: float(np.mean([t[name] for t in tests])) for name in HEADLINE},
+                **{f"{name}_std": float(np.std([t[name] for t in tests])) for name in HEADLINE}}
+
+    results = {"test": summary([f["test"] for f in folds]), "folds": folds}
+    if "ensemble" in folds[0]:
+        results["ensemble"] = {"test": summary([f["ensemble"]["test"] for f in folds])}
+    return results
 
 
 def format_report(results: dict, config) -> str:
     folds = results["folds"]
     protocol = folds[0]["protocol"] if len(folds) == 1 else f"{len(folds)} folds: " + folds[0]["protocol"].split(",")[0]
+    inputs = _inputs(config)
     lines = [
         f"model: {config.model.name} ({config.model.modalities}); text encoder: {config.text.encoder}"
         + (f"; computes in {config.model.dtype}" if config.model.dtype != "float32" else "")
         + (f"; training loss weighted by class ({config.train.class_weights})" if config.train.class_weights != "none"
            else ""),
+        *([f"inputs: {'; '.join(inputs)}"] if inputs else []),
         f"data: {results['corpus']}; label set {config.data.label_set}"
         + (f", labels mapped by {config.data.label_map}" if config.data.get("label_map") else "")
         + f"; {results['skipped_bad_input']} utterance(s) skipped as bad input"
@@ -67,6 +74,10 @@ def format_report(results: dict, config) -> str:
                          + "  ".join(f"{label} {t[key]:.4f} ± {t[key + '_std']:.4f}" for key, label in (
                              ("wa", "WA"), ("ua", "UA"), ("weighted_f1", "weighted F1"),
                              ("binary_accuracy", "binary acc"), ("binary_f1", "binary F1"))))
+            if "ensemble" in fold:
+                e = fold["ensemble"]["test"]
+                lines.append(f"{name}test of the {t['seeds']} seeds' ensemble (mean probabilities): WA {e['wa']:.4f}  "
+                             f"UA {e['ua']:.4f}  weighted F1 {e['weighted_f1']:.4f}  macro F1 {e['macro_f1']:.4f}")
             continue
         lines.append(f"{name}test ({fold['sizes']['test']} utt.{epoch}): "
                      f"WA {t['wa']:.4f}  UA {t['ua']:.4f}  weighted F1 {t['weighted_f1']:.4f}  "
@@ -80,12 +91,28 @@ def format_report(results: dict, config) -> str:
         lines.append("confusion matrix (rows true, columns predicted; " + " ".join(t["classes"]) + "):")
         lines.extend("  " + " ".join(f"{x:4d}" for x in row) for row in t["confusion_matrix"])
     else:
-        s = results["test"]
-        lines.append(f"mean over folds: WA {s['wa']:.4f} ± {s['wa_std']:.4f}  UA {s['ua']:.4f} ± {s['ua_std']:.4f}  "
-                     f"weighted F1 {s['weighted_f1']:.4f} ± {s['weighted_f1_std']:.4f}")
+        for what, s in (("", results["test"]), ("the seeds' ensemble, ", results.get("ensemble", {}).get("test"))):
+            if s:
+                lines.append(f"{what}mean over folds: WA {s['wa']:.4f} ± {s['wa_std']:.4f}  UA {s['ua']:.4f} ± "
+                             f"{s['ua_std']:.4f}  weighted F1 {s['weighted_f1']:.4f} ± {s['weighted_f1_std']:.4f}")
     if len(folds) == 1 and folds[0].get("history"):
         lines.extend(training_dynamics(folds[0]["history"]))
     return "\n".join(lines)
+
+
+def _inputs(config) -> list[str]:
+    """What the run changed in its inputs, in words: dialogue context, MFCC deltas, masking, speed perturbation."""
+    a, said = config.augment, []
+    if config.text.context_turns:
+        said.append(f"each transcript read with up to {config.text.context_turns} preceding turns of its dialogue")
+    if config.features.deltas:
+        said.append("MFCC deltas" + (" and delta-deltas" if config.features.deltas == 2 else ""))
+    if a.freq_masks or a.time_masks:
+        said.append(f"SpecAugment masks ({a.freq_masks} x up to {a.freq_width} coefficients, "
+                    f"{a.time_masks} x up to {a.time_width} frames)")
+    if a.speeds:
+        said.append("speed perturbation (the training part once more at speed " + ", ".join(map(str, a.speeds)) + ")")
+    return said
 
 
 def training_dynamics(history: list[dict], every: int = 5) -> list[str]:

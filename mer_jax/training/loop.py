@@ -191,14 +191,20 @@ def predict(trainable: Trainable, params, other, examples: Examples, batch_size:
 def score(trainable: Trainable, params, other, examples: Examples, config, label_set) -> list[tuple[dict, np.ndarray]]:
     """Per seed: metrics over the real utterances of `examples`, and their probabilities (flattened like
     ``examples.labels()``)."""
-    labels = examples.labels()
-    results = []
-    for probabilities in predict(trainable, params, other, examples, config.train.batch_size):
-        probabilities = examples.real(probabilities)
-        metrics = classification_metrics(labels, probabilities.argmax(-1), label_set.classes)
-        metrics["loss"] = cross_entropy_of(probabilities, labels)
-        results.append((metrics, probabilities))
-    return results
+    return [scored(examples.real(probabilities), examples.labels(), label_set)
+            for probabilities in predict(trainable, params, other, examples, config.train.batch_size)]
+
+
+def ensemble(scores: list[tuple[dict, np.ndarray]], examples: Examples, label_set) -> tuple[dict, np.ndarray]:
+    """The metrics and probabilities of the seeds' mean class probabilities (`score`'s per-seed output)."""
+    return scored(np.mean([p for _, p in scores], axis=0), examples.labels(), label_set)
+
+
+def scored(probabilities: np.ndarray, labels: np.ndarray, label_set) -> tuple[dict, np.ndarray]:
+    """The metrics (and cross-entropy as ``loss``) of class probabilities (n, C) against labels (n,)."""
+    metrics = classification_metrics(labels, probabilities.argmax(-1), label_set.classes)
+    metrics["loss"] = cross_entropy_of(probabilities, labels)
+    return metrics, probabilities
 
 
 def cross_entropy_of(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -297,7 +303,10 @@ def _log(writer, prefix: str, measured: dict, step: int) -> None:
 
 def evaluate_and_write(config, fold: FoldData, trainable: Trainable, checkpoints: RunCheckpoints, split: Split,
                        workdir: pathlib.Path) -> dict:
-    """Restore each seed's best model, score the test part once (and validation again), write the fold's files."""
+    """Restore each seed's best model, score the test part once (and validation again), write the fold's files.
+
+    With several seeds, their ensemble (the mean of the seeds' class probabilities, each seed at its own
+    best epoch: nothing chosen on the test part) is scored too, as ``ensemble``."""
     state = trainable.state
     best = checkpoints.restore_best(_model_state(state))
     tests = score(trainable, best["params"], best["other"], fold.examples["test"], config, fold.label_set)
@@ -313,9 +322,14 @@ def evaluate_and_write(config, fold: FoldData, trainable: Trainable, checkpoints
     else:
         result.update(seeds=per_seed, test=summarize_seeds([s["test"] for s in per_seed]),
                       validation=summarize_seeds([s["validation"] for s in per_seed]))
+        ensembles = {part: ensemble(scores, fold.examples[part], fold.label_set)
+                     for part, scores in (("validation", validations), ("test", tests))}
+        result["ensemble"] = {part: metrics for part, (metrics, _) in ensembles.items()}
+        tests = [*tests, ensembles["test"]]
     if is_writer():
         for k, (_, probabilities) in enumerate(tests):
-            name = "test_predictions.csv" if len(seeds) == 1 else f"test_predictions_seed{seeds[k]}.csv"
+            name = ("test_predictions.csv" if len(seeds) == 1 else
+                    f"test_predictions_seed{seeds[k]}.csv" if k < len(seeds) else "test_predictions_ensemble.csv")
             write_predictions(workdir / name, fold.examples["test"], probabilities, fold.label_set.classes)
         (workdir / "fold_metrics.json").write_text(json.dumps(result, indent=2))
     return result
