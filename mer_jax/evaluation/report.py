@@ -118,7 +118,7 @@ def _inputs(config) -> list[str]:
 def training_dynamics(history: list[dict], every: int = 5) -> list[str]:
     """The dynamic-fusion paper's Table 4 for a run: train and validation loss and accuracy every `every`
     epochs (and the last), mean over seeds, with the overfit ratio train / validation accuracy."""
-    lines = [f"training dynamics (mean over seeds; train: the epoch's batches in train mode, loss = the objective; "
+    lines = ["training dynamics (mean over seeds; train: the epoch's batches in train mode, loss = the objective; "
              "validation: cross-entropy and WA):",
              "  epoch  train loss  train acc  val loss  val acc  overfit ratio (train/val acc)"]
     for entry in history:
