@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from mer_jax.config import base_config, validate
 from mer_jax.data.examples import utterance_examples
@@ -68,16 +67,16 @@ def test_a_label_only_the_previous_turn_reveals_is_learnt_with_context(tmp_path)
     """Planted signal: every dialogue is a statement ("i feel sunny" / "i feel gloomy", labelled by its
     word) and the same reply "oh really" labelled like the statement. Without context the replies are
     identical inputs, so at most the majority class of them is right; with one turn of context the
-    model reads the statement and gets them right."""
+    model reads the statement and gets them right. The corpus is a manifest without audio, which a
+    text-only model reads."""
     from mer_jax.training.loop import train_and_evaluate  # noqa: PLC0415
 
     rng = np.random.default_rng(0)
-    rows, silence = [], tmp_path / "silence.wav"
-    sf.write(silence, np.zeros(1600, np.float32), 16000)
+    rows = []  # a text-only manifest: no audio column
     for d in range(160):
         label, word = [("hap", "sunny"), ("sad", "gloomy")][rng.integers(2)]
         for turn, text in enumerate([f"i feel {word} {rng.choice(['today', 'now', 'again'])}", "oh really"]):
-            rows.append(dict(audio=silence.name, transcript=text, label=label, speaker=f"s{d % 7}",
+            rows.append(dict(transcript=text, label=label, speaker=f"s{d % 7}",
                              dialogue_id=f"d{d}", turn=turn, utterance_id=f"d{d}_t{turn}"))
     manifest = tmp_path / "toy.csv"
     with manifest.open("w", newline="") as f:

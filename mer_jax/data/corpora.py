@@ -21,14 +21,18 @@ READERS = {
 }
 
 
-def read_corpus(data_config) -> tuple[list[Utterance], ReadReport]:
+def read_corpus(data_config, *, needs_audio: bool = True, needs_text: bool = True) -> tuple[list[Utterance], ReadReport]:
     """Read the corpus a config's ``data`` section names, raising or skipping bad input as it asks; from
-    its tensorflow-datasets records when ``data.tfds`` names them (built from ``data.root`` on first use)."""
+    its tensorflow-datasets records when ``data.tfds`` names them (built from ``data.root`` on first use).
+
+    A manifest's audio (transcript) column may be absent or empty when the model hears no audio (reads
+    no text): `needs_audio` / `needs_text` False."""
     if data_config.get("tfds"):
         from mer_jax.data.tfds_datasets import read_records  # noqa: PLC0415 (imports TensorFlow)
 
         return read_records(data_config)
     if data_config.corpus not in READERS:
         raise ValueError(f"unknown corpus {data_config.corpus!r}; known: {sorted(READERS)}")
+    options = dict(require_audio=needs_audio, require_transcript=needs_text) if data_config.corpus == "manifest" else {}
     return READERS[data_config.corpus](data_config.root, label_set=label_set_of(data_config),
-                                       on_error="skip" if data_config.skip_bad_input else "raise")
+                                       on_error="skip" if data_config.skip_bad_input else "raise", **options)

@@ -31,8 +31,9 @@ class ExperimentData:
 def load_experiment_data(config) -> ExperimentData:
     """Read the corpus, compute (or load cached) MFCCs when the model hears audio (or decode the waveforms
     when a speech encoder hears it), and make the folds."""
-    utterances, report = read_corpus(config.data)
-    uses_audio = "audio" in get_model_spec(config.model.name).modalities(config)
+    modalities = get_model_spec(config.model.name).modalities(config)
+    uses_audio = "audio" in modalities
+    utterances, report = read_corpus(config.data, needs_audio=uses_audio, needs_text="text" in modalities)
     if uses_audio and any(u.audio_path is None for u in utterances):
         raise ConfigError(f"model.modalities = {config.model.modalities!r} needs audio, but {report.corpus} "
                           "has utterances without audio; use model.modalities = 'text'")
