@@ -1,4 +1,5 @@
-"""Paper tables from finished runs: ours (mean ± std over seeds, %) beside the paper's numbers.
+"""Paper tables from finished runs: ours (mean ± std over seeds, %) beside the paper's numbers, and,
+for runs of several seeds, their ensemble (the mean of the seeds' class probabilities) on a line below.
 
 A table module (mer_jax/configs/tables/) names the rows; each row's run folder holds its
 ``metrics.json`` and ``config.json``. Above the table: the data, protocol, features, seeds and
@@ -52,8 +53,7 @@ def _ours(value, path: str) -> str:
 PARAMETERS = "parameters"
 
 
-def _row_values(metrics: dict, columns) -> list:
-    summary = metrics["test"]
+def _row_values(metrics: dict, columns, summary: dict) -> list:
     parameters = metrics["folds"][0].get(PARAMETERS)
     return [((parameters, None) if parameters is not None else None) if path == PARAMETERS else _value(summary, path)
             for path, _ in columns]
@@ -81,7 +81,9 @@ def markdown(table, row_dirs: dict[str, pathlib.Path], overrides: list[str] = ()
              f"- protocol: {metrics['folds'][0]['protocol']}; checkpoint per seed by validation "
              f"{config.train.select_metric}; test scored once",
              f"- features: {features}",
-             f"- seeds: {config.train.seeds} (mean ± std over seeds), {config.train.epochs} epochs"]
+             f"- seeds: {config.train.seeds} (mean ± std over seeds), {config.train.epochs} epochs"
+             + ("; an ensemble line scores the mean of the seeds' class probabilities, each seed at its own "
+                "best validation epoch" if "ensemble" in metrics else "")]
     if overrides:
         lines.append("- every row (over the row's own settings): " + " ".join(f"`{o}`" for o in overrides))
     lines.append("")
@@ -96,15 +98,22 @@ def markdown(table, row_dirs: dict[str, pathlib.Path], overrides: list[str] = ()
     def paper_cell(path, reported):
         return "–" if reported is None else f"{reported:.1f}" if path == PARAMETERS else f"{reported:.2f}"
 
-    for name, label, _, _, paper in table.ROWS:
-        values = (_row_values(json.loads((finished[name] / "metrics.json").read_text()), table.COLUMNS)
-                  if name in finished else None)
-        cells = []
-        for column, ((path, _), reported) in enumerate(zip(table.COLUMNS, paper)):
-            cells.append(_ours(values[column], path) if values is not None else "" if column else "not run")
+    def cells(metrics, summary, reported):
+        values = _row_values(metrics, table.COLUMNS, summary) if metrics is not None else None
+        out = []
+        for column, ((path, _), paper_value) in enumerate(zip(table.COLUMNS, reported)):
+            out.append(_ours(values[column], path) if values is not None else "" if column else "not run")
             if paper_columns:
-                cells.append(paper_cell(path, reported))
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+                out.append(paper_cell(path, paper_value))
+        return " | ".join(out)
+
+    for name, label, _, _, paper in table.ROWS:
+        metrics = json.loads((finished[name] / "metrics.json").read_text()) if name in finished else None
+        lines.append(f"| {label} | {cells(metrics, metrics and metrics['test'], paper)} |")
+        if metrics is not None and "ensemble" in metrics:
+            seeds = load_run_config(finished[name] / "config.json").train.seeds
+            lines.append(f"| {label}: ensemble of the {seeds} seeds | "
+                         f"{cells(metrics, metrics['ensemble']['test'], [None] * len(paper))} |")
     for label, reason, paper in missing:
         cells = []
         for (path, _), reported in zip(table.COLUMNS, paper):
