@@ -55,6 +55,9 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # speed perturbation (Kaldi's 0.9, 1.1): the training part also holds every utterance played at each
         # of these speeds (tempo and pitch together; MFCCs computed once per speed and cached); () off
         speeds=(),
+        # gain perturbation: each training utterance louder or softer by a level drawn in +-gain_db dB every
+        # step (on MFCCs a shift of c0: layers/random_gain.py); 0 off
+        gain_db=0.0,
     )
     c.split = dict(
         protocol="random",  # random | holdout | loso | official
@@ -169,8 +172,11 @@ def validate(config) -> None:
                                                       for s in speeds):
         raise ConfigError(f"config field augment.speeds = {speeds!r}: must be a tuple of speed factors in "
                           "[0.5, 2] other than 1 (e.g. (0.9, 1.1)), or () for none")
+    gain_db = config.augment.gain_db
+    if not isinstance(gain_db, float | int) or not 0 <= gain_db <= 20:
+        raise ConfigError(f"config field augment.gain_db = {gain_db!r}: must be a level in dB between 0 (off) and 20")
     for name, value in config.augment.items():
-        if name == "speeds":
+        if name in ("speeds", "gain_db"):
             continue
         if not isinstance(value, int) or value < 0:
             raise ConfigError(f"config field augment.{name} = {value!r}: must be a whole number >= 0")

@@ -33,6 +33,7 @@ def test_defaults_are_the_dynamic_fusion_papers_setting():
     ("augment.time_masks", -1, "augment.time_masks = -1: must be a whole number >= 0"),
     ("augment.speeds", (0.9, 1.0), r"augment.speeds = \(0.9, 1.0\): must be a tuple of speed factors"),
     ("augment.speeds", (3.0,), r"augment.speeds = \(3.0,\)"),
+    ("augment.gain_db", -1.0, "augment.gain_db = -1.0: must be a level in dB between 0"),
     ("text.context_turns", -1, "text.context_turns = -1: must be a whole number >= 0"),
 ])
 def test_values_no_run_can_use_are_refused(field, value, message):

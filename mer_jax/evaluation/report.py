@@ -101,7 +101,7 @@ def format_report(results: dict, config) -> str:
 
 
 def _inputs(config) -> list[str]:
-    """What the run changed in its inputs, in words: dialogue context, MFCC deltas, masking, speed perturbation."""
+    """What the run changed in its inputs, in words: dialogue context, MFCC deltas, masking, speed and gain perturbation."""
     a, said = config.augment, []
     if config.text.context_turns:
         said.append(f"each transcript read with up to {config.text.context_turns} preceding turns of its dialogue")
@@ -112,6 +112,8 @@ def _inputs(config) -> list[str]:
                     f"{a.time_masks} x up to {a.time_width} frames)")
     if a.speeds:
         said.append("speed perturbation (the training part once more at speed " + ", ".join(map(str, a.speeds)) + ")")
+    if a.gain_db:
+        said.append(f"gain perturbation (+-{a.gain_db:g} dB)")
     return said
 
 

@@ -43,6 +43,7 @@ from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.bilstm import BiLSTM
 from mer_jax.layers.feature_norm import FeatureNorm
 from mer_jax.layers.pooling import length_mask, masked_mean
+from mer_jax.layers.random_gain import RandomGain
 from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models.base import EmotionModel
 from mer_jax.models.speech_encoder import SpeechBranch
@@ -62,8 +63,9 @@ class DynamicFusion(EmotionModel):
                  d_model: int = 256, num_heads: int = 8, dropout: float = 0.3, query: str = "frames",
                  audio_encoder: str = "bilstm", fusion: str = "cross_attention", share_kv: bool = False,
                  text_encoder: nnx.Module | None = None, text_hidden: int = 0, augment: SpecAugment | None = None,
-                 speech: SpeechBranch | None = None, rngs: nnx.Rngs):
+                 gain: RandomGain | None = None, speech: SpeechBranch | None = None, rngs: nnx.Rngs):
         """`n_mfcc`: the size of one frame (with its deltas); `augment`: masking of the frames in training;
+        `gain`: gain perturbation of the frames in training;
         `speech`: a speech encoder over waveforms instead of the MFCC branch."""
         check(dict(modalities=modalities, d_model=d_model, num_heads=num_heads, dropout=dropout, query=query,
                    audio_encoder=audio_encoder, fusion=fusion, share_kv=share_kv))
@@ -74,7 +76,7 @@ class DynamicFusion(EmotionModel):
             self.speech_projection = nnx.Linear(speech.hidden_size, d_model, rngs=rngs)
         elif "audio" in modalities:
             self.feature_norm = FeatureNorm(n_mfcc)
-            self.augment = augment
+            self.augment, self.gain = augment, gain
             if audio_encoder == "bilstm":
                 self.bilstm = BiLSTM(n_mfcc, d_model // 2, rngs=rngs)
             else:
@@ -107,7 +109,7 @@ class DynamicFusion(EmotionModel):
             audio = self.speech_projection(states)
         elif "audio" in self.modalities:
             audio_mask = length_mask(batch["mfcc_length"], batch["mfcc"].shape[1])
-            frames = self.feature_norm(batch["mfcc"])
+            frames = self.feature_norm(batch["mfcc"] if self.gain is None else self.gain(batch["mfcc"]))
             if self.augment is not None:
                 frames = self.augment(frames, batch["mfcc_length"])
             audio = (self.bilstm(frames, batch["mfcc_length"]) if self.audio_encoder == "bilstm"
@@ -169,6 +171,8 @@ def check(section) -> None:
 
 
 def build(section, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
-          augment: SpecAugment | None = None, speech: SpeechBranch | None = None, rngs: nnx.Rngs) -> DynamicFusion:
+          augment: SpecAugment | None = None, gain: RandomGain | None = None, speech: SpeechBranch | None = None,
+          rngs: nnx.Rngs) -> DynamicFusion:
     return DynamicFusion(num_classes=num_classes, n_mfcc=n_mfcc, text_encoder=text_encoder, text_hidden=text_hidden,
-                         augment=augment, speech=speech, rngs=rngs, **{field: section[field] for field in DEFAULTS})
+                         augment=augment, gain=gain, speech=speech, rngs=rngs,
+                         **{field: section[field] for field in DEFAULTS})

@@ -22,6 +22,7 @@ from flax import nnx
 from mer_jax.data.examples import Examples
 from mer_jax.layers.feature_norm import FeatureNorm
 from mer_jax.layers.pooling import length_mask, masked_mean
+from mer_jax.layers.random_gain import RandomGain
 from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models import lpgnet
 from mer_jax.models.base import EmotionModel
@@ -41,7 +42,8 @@ class LPGNetFrame(EmotionModel):
     encoder_modules = ("text_encoder",)
 
     def __init__(self, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
-                 length: int = 512, augment: SpecAugment | None = None, rngs: nnx.Rngs, **lpgnet_fields):
+                 length: int = 512, augment: SpecAugment | None = None, gain: RandomGain | None = None,
+                 rngs: nnx.Rngs, **lpgnet_fields):
         self.length = length
         self.lpgnet = lpgnet.LPGNet(num_classes=num_classes, text_dim=text_hidden, audio_dim=n_mfcc, rngs=rngs,
                                     **lpgnet_fields)
@@ -50,7 +52,7 @@ class LPGNetFrame(EmotionModel):
             self.text_encoder = text_encoder
         if "audio" in self.modalities:
             self.feature_norm = FeatureNorm(n_mfcc)
-            self.augment = augment
+            self.augment, self.gain = augment, gain
 
     def prepare(self, train: Examples) -> None:
         """Fix the MFCC standardisation from the training part's frames."""
@@ -65,7 +67,7 @@ class LPGNetFrame(EmotionModel):
             states, own = encode_text(self.text_encoder, batch)
             inputs["text"], masks["text"] = fit_length(states.astype(jnp.float32), own, self.length)
         if "audio" in self.modalities:
-            frames = self.feature_norm(batch["mfcc"])
+            frames = self.feature_norm(batch["mfcc"] if self.gain is None else self.gain(batch["mfcc"]))
             if self.augment is not None:
                 frames = self.augment(frames, batch["mfcc_length"])
             inputs["audio"], masks["audio"] = fit_length(frames, length_mask(batch["mfcc_length"], frames.shape[1]),
@@ -82,7 +84,7 @@ def check(section) -> None:
 
 
 def build(section, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
-          augment: SpecAugment | None = None, rngs: nnx.Rngs) -> LPGNetFrame:
+          augment: SpecAugment | None = None, gain: RandomGain | None = None, rngs: nnx.Rngs) -> LPGNetFrame:
     check(section)
     return LPGNetFrame(num_classes=num_classes, n_mfcc=n_mfcc, text_encoder=text_encoder, text_hidden=text_hidden,
-                       augment=augment, rngs=rngs, **{k: section[k] for k in DEFAULTS})
+                       augment=augment, gain=gain, rngs=rngs, **{k: section[k] for k in DEFAULTS})

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from flax import nnx
 
-from mer_jax.data.features import frame_features
+from mer_jax.data.features import MfccParams, frame_features
+from mer_jax.layers.random_gain import RandomGain
 from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models import dynamic_fusion, linear, lpgnet, lpgnet_frame
 from mer_jax.models.speech_encoder import build_speech_branch
@@ -41,7 +42,7 @@ class ModelSpec:
 
 
 def _on_tokens_and_frames(module, hears_waveforms: bool = False):
-    """A builder for models that read MFCC frames (masked in training by the config's ``augment``) and
+    """A builder for models that read MFCC frames (masked and gain-perturbed in training by the config's ``augment``) and
     tokens through the config's text encoder; with `hears_waveforms`, waveforms through the speech encoder
     that ``audio.encoder`` names instead of MFCC frames (unless it says ``mfcc``)."""
     def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: nnx.Module | None = None):
@@ -55,14 +56,16 @@ def _on_tokens_and_frames(module, hears_waveforms: bool = False):
                                                   dropout=config.model.dropout, frozen=config.train.freeze_encoder,
                                                   vocab_size=sizes["vocab_size"], rngs=rngs) if reads_text else (None, 0))
         a = config.augment
-        masks = {k: v for k, v in a.items() if k != "speeds"}  # speed perturbation happens in the data
+        masks = {k: a[k] for k in ("freq_masks", "freq_width", "time_masks", "time_width")}  # speeds: in the data
         augment = SpecAugment(**masks, rngs=rngs) if a.freq_masks or a.time_masks else None
+        gain = RandomGain(a.gain_db, n_mels=MfccParams().n_mels, rngs=rngs) if a.gain_db else None
         speech = {}
         if hears_waveforms and config.audio.encoder != "mfcc" and "audio" in config.model.modalities:
             speech["speech"] = build_speech_branch(config.audio, dtype=config.model.dtype,
                                                    frozen=config.train.freeze_audio_encoder, rngs=rngs)
         return module.build(config.model, num_classes=sizes["num_classes"], n_mfcc=frame_features(config.features),
-                            text_encoder=encoder, text_hidden=hidden, augment=augment, rngs=rngs, **speech)
+                            text_encoder=encoder, text_hidden=hidden, augment=augment, gain=gain, rngs=rngs,
+                            **speech)
     return build
 
 

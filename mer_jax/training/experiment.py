@@ -40,10 +40,14 @@ def load_experiment_data(config) -> ExperimentData:
     hears_waveforms = uses_audio and config.audio.encoder != "mfcc"
     waveforms = waveform_features(utterances, max_samples(config.features)) if hears_waveforms else None
     uses_mfcc = uses_audio and not hears_waveforms
-    if config.augment.speeds and (not uses_mfcc or get_model_spec(config.model.name).level != "utterance"):
-        raise ConfigError(f"augment.speeds = {tuple(config.augment.speeds)} perturbs the MFCC frames of an "
-                          "utterance-level model; this model reads none (a text-only or dialogue-level model, or "
-                          "audio.encoder a speech checkpoint)")
+    perturbations = [f"augment.{name} = {config.augment[name]!r}" for name in ("speeds", "gain_db")
+                     if config.augment[name]]
+    if perturbations and (not uses_mfcc or get_model_spec(config.model.name).level != "utterance"):
+        raise ConfigError(f"{' and '.join(perturbations)} perturbs the MFCC frames of an utterance-level model; this "
+                          "model reads none (a text-only or dialogue-level model, or audio.encoder a speech checkpoint)")
+    if config.augment.gain_db and config.features.speaker_normalization:
+        raise ConfigError("augment.gain_db perturbs each utterance's level, which features.speaker_normalization "
+                          "takes away per speaker; use one of them")
     params = MfccParams.from_config(config.features)
     speeds = (1.0, *config.augment.speeds) if uses_mfcc else ()
     audio = {s: audio_features(utterances, dataclasses.replace(params, speed=float(s)), config.data.cache_dir)
