@@ -42,7 +42,7 @@ class ModelSpec:
 
 
 def _on_tokens_and_frames(module, hears_waveforms: bool = False):
-    """A builder for models that read MFCC frames (masked and gain-perturbed in training by the config's ``augment``) and
+    """A builder for models that read MFCC frames (masked and gain-perturbed in training by ``augment``) and
     tokens through the config's text encoder; with `hears_waveforms`, waveforms through the speech encoder
     that ``audio.encoder`` names instead of MFCC frames (unless it says ``mfcc``)."""
     def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: nnx.Module | None = None):
@@ -58,7 +58,8 @@ def _on_tokens_and_frames(module, hears_waveforms: bool = False):
         a = config.augment
         masks = {k: a[k] for k in ("freq_masks", "freq_width", "time_masks", "time_width")}  # speeds: in the data
         augment = SpecAugment(**masks, rngs=rngs) if a.freq_masks or a.time_masks else None
-        gain = RandomGain(a.gain_db, n_mels=MfccParams().n_mels, rngs=rngs) if a.gain_db else None
+        n_mels = MfccParams.from_config(config.features).n_mels
+        gain = RandomGain(a.gain_db, n_mels=n_mels, rngs=rngs) if a.gain_db else None
         speech = {}
         if hears_waveforms and config.audio.encoder != "mfcc" and "audio" in config.model.modalities:
             speech["speech"] = build_speech_branch(config.audio, dtype=config.model.dtype,
