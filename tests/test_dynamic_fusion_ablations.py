@@ -1,6 +1,7 @@
 """The dynamic-fusion paper's ablation switches (Tables 1-2, Section 4.5), each against a hand computation
 from the model's own weights: mean-pooled MFCC without temporal modelling, concatenation instead of
-cross-modal attention, and K/V projections shared with the text branch."""
+cross-modal attention, and K/V projections shared with the text branch; and statistics pooling of the
+audio frames (mean and standard deviation)."""
 
 import jax
 import numpy as np
@@ -92,9 +93,36 @@ def test_shared_kv_attends_over_the_text_branch_states_themselves():
     assert params(_model()) - params(model) == 2 * 16 * 16 + 16  # W_k (no bias), W_v and its bias
 
 
+def _mean_std(x, mask):
+    mean = _mean(x, mask)
+    return np.concatenate([mean, np.sqrt(_mean((x - mean[:, None]) ** 2, mask) + 1e-5)], axis=-1)
+
+
+@pytest.mark.parametrize("modalities, fusion", [("audio", "cross_attention"), ("audio+text", "concat"),
+                                                ("audio+text", "cross_attention")])
+def test_statistics_pooling_classifies_the_mean_and_spread_of_the_audio_frames(modalities, fusion):
+    model = _model(modalities=modalities, fusion=fusion, audio_pooling="stats")
+    batch = _batch(np.random.default_rng(4))
+    out = model(batch)
+    real = _real(batch["mfcc_length"], 20)
+    audio = np.asarray(model.bilstm(model.feature_norm(batch["mfcc"]), batch["mfcc_length"]))
+    np.testing.assert_allclose(out["audio_mean"], _mean(audio, real), atol=1e-5)  # LPGNet's vector stays the mean
+    if fusion == "cross_attention" and modalities == "audio+text":
+        audio = np.asarray(model.fusion_norm(audio + np.asarray(model.cross_attention(
+            audio, _text_states(model, batch), batch["attention_mask"] > 0)[0])))
+    pooled = _mean_std(audio, real)
+    if fusion == "concat":
+        text = _mean(_text_states(model, batch), batch["attention_mask"].astype(np.float32))
+        pooled = np.concatenate([pooled, text], axis=-1)
+    assert pooled.shape[-1] == model.hidden.in_features
+    np.testing.assert_allclose(out["logits"], _classify(model, pooled), atol=1e-4)
+
+
 @pytest.mark.parametrize("override, message", [
     ({"audio_encoder": "cnn"}, "model.audio_encoder"), ({"fusion": "sum"}, "model.fusion"),
-    ({"share_kv": True, "fusion": "concat"}, "model.share_kv")])
+    ({"share_kv": True, "fusion": "concat"}, "model.share_kv"), ({"audio_pooling": "max"}, "model.audio_pooling"),
+    ({"audio_pooling": "stats", "modalities": "text"}, "model.audio_pooling"),
+    ({"audio_pooling": "stats", "query": "pooled"}, "model.audio_pooling")])
 def test_bad_switches_are_refused_naming_the_field(override, message):
     with pytest.raises(ValueError, match=message):
         _model(**override)

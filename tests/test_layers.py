@@ -1,5 +1,6 @@
 """BiLSTM and attention against PyTorch (weights copied across), pooling against a hand computation."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from flax import nnx
 
 from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.bilstm import BiLSTM
-from mer_jax.layers.pooling import masked_mean
+from mer_jax.layers.pooling import masked_mean, masked_mean_std
 
 
 def _copy_lstm_weights(flax_lstm: BiLSTM, torch_lstm: torch.nn.LSTM):
@@ -66,3 +67,14 @@ def test_masked_mean_by_hand():
     x = jnp.array([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
     mask = jnp.array([[True, True, False], [True, True, True]])
     np.testing.assert_allclose(masked_mean(x, mask), [[2.0], [4.0]])
+
+
+def test_statistics_pooling_by_hand():
+    x = jnp.array([[[1.0, 0.0], [3.0, 0.0], [100.0, 9.0]], [[2.0, 1.0], [4.0, 1.0], [9.0, 1.0]]])
+    mask = jnp.array([[True, True, False], [True, True, True]])
+    # row 0: mean (2, 0), population std (1, 0); row 1: mean (5, 1), std (sqrt(26/3), 0)
+    expected = [[2.0, 0.0, 1.0, 0.0], [5.0, 1.0, np.sqrt(26 / 3), 0.0]]
+    np.testing.assert_allclose(masked_mean_std(x, mask), expected, atol=1e-2)  # sqrt(var + 1e-5): 3e-3 at var 0
+    np.testing.assert_allclose(masked_mean_std(x, mask)[:, :2], masked_mean(x, mask))
+    gradient = jax.grad(lambda x: masked_mean_std(x, mask).sum())(x)
+    assert np.isfinite(gradient).all() and not np.asarray(gradient)[0, 2].any()  # padding gets no gradient

@@ -28,6 +28,10 @@ Switches for the paper's ablations (Tables 1-2) and its efficiency note (Section
   dense layer (so pooling it is the projected mean MFCC: the "mean pooling" baseline).
 * ``fusion="concat"``: no cross-modal attention; the mean-pooled audio and text vectors are
   concatenated before the classifier.
+* ``audio_pooling="stats"`` (not in the paper; the speech field's statistics pooling): the audio frames
+  (or, fused, the fused frames) are pooled into their mean and standard deviation over real frames,
+  side by side, instead of the mean alone, so the classifier sees how the states vary through the
+  utterance. The ``audio_mean`` output (LPGNet's utterance vectors) stays the mean.
 * ``share_kv=True``: "key-value projection matrices reuse text branch parameters": K = V = the text
   branch's projected states, so the attention has no W_k, W_v of its own.
 """
@@ -42,7 +46,7 @@ from mer_jax.data.examples import Examples
 from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.bilstm import BiLSTM
 from mer_jax.layers.feature_norm import FeatureNorm
-from mer_jax.layers.pooling import length_mask, masked_mean
+from mer_jax.layers.pooling import length_mask, masked_mean, masked_mean_std
 from mer_jax.layers.random_gain import RandomGain
 from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models.base import EmotionModel
@@ -53,6 +57,7 @@ MODALITIES = ("audio+text", "audio", "text")
 QUERIES = ("frames", "pooled")
 AUDIO_ENCODERS = ("bilstm", "mean")
 FUSIONS = ("cross_attention", "concat")
+AUDIO_POOLINGS = ("mean", "stats")
 
 
 class DynamicFusion(EmotionModel):
@@ -62,14 +67,16 @@ class DynamicFusion(EmotionModel):
     def __init__(self, *, num_classes: int, modalities: str = "audio+text", n_mfcc: int = 40,
                  d_model: int = 256, num_heads: int = 8, dropout: float = 0.3, query: str = "frames",
                  audio_encoder: str = "bilstm", fusion: str = "cross_attention", share_kv: bool = False,
+                 audio_pooling: str = "mean",
                  text_encoder: nnx.Module | None = None, text_hidden: int = 0, augment: SpecAugment | None = None,
                  gain: RandomGain | None = None, speech: SpeechBranch | None = None, rngs: nnx.Rngs):
         """`n_mfcc`: the size of one frame (with its deltas); `augment`: masking of the frames in training;
         `gain`: gain perturbation of the frames in training;
         `speech`: a speech encoder over waveforms instead of the MFCC branch."""
         check(dict(modalities=modalities, d_model=d_model, num_heads=num_heads, dropout=dropout, query=query,
-                   audio_encoder=audio_encoder, fusion=fusion, share_kv=share_kv))
+                   audio_encoder=audio_encoder, fusion=fusion, share_kv=share_kv, audio_pooling=audio_pooling))
         self.modalities, self.query, self.audio_encoder = modalities, query, audio_encoder
+        self.pool_audio = masked_mean_std if audio_pooling == "stats" else masked_mean
         self.fusion = fusion if modalities == "audio+text" else None
         self.speech = speech if "audio" in modalities else None
         if self.speech is not None:
@@ -89,7 +96,9 @@ class DynamicFusion(EmotionModel):
                                                       rngs=rngs)
             self.fusion_norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.hidden = nnx.Linear((2 if self.fusion == "concat" else 1) * d_model, d_model, rngs=rngs)
+        audio_width = (2 if audio_pooling == "stats" else 1) * d_model if "audio" in modalities else 0
+        text_width = d_model if modalities == "text" or self.fusion == "concat" else 0
+        self.hidden = nnx.Linear(audio_width + text_width, d_model, rngs=rngs)
         self.classifier = nnx.Linear(d_model, num_classes, rngs=rngs)
 
     def prepare(self, train: Examples) -> None:
@@ -121,14 +130,14 @@ class DynamicFusion(EmotionModel):
             outputs["text_cls"], outputs["text_mean"] = encoded[:, 0], masked_mean(encoded, text_mask)
             text = self.text_projection(encoded)
         if self.modalities == "audio":
-            pooled = outputs["audio_mean"]
+            pooled = self.pool_audio(audio, audio_mask)
         elif self.modalities == "text":
             pooled = masked_mean(text, text_mask)
         elif self.fusion == "concat":
-            pooled = jnp.concatenate([outputs["audio_mean"], masked_mean(text, text_mask)], axis=-1)
+            pooled = jnp.concatenate([self.pool_audio(audio, audio_mask), masked_mean(text, text_mask)], axis=-1)
         elif self.query == "frames":
             attended, outputs["attention"] = self.cross_attention(audio, text, text_mask)
-            pooled = masked_mean(self.fusion_norm(audio + self.dropout(attended)), audio_mask)
+            pooled = self.pool_audio(self.fusion_norm(audio + self.dropout(attended)), audio_mask)
         else:
             query = masked_mean(audio, audio_mask)[:, None]
             attended, outputs["attention"] = self.cross_attention(query, text, text_mask)
@@ -148,6 +157,7 @@ DEFAULTS = dict(
     audio_encoder="bilstm",  # bilstm | mean: temporal modelling of the MFCC frames, or none
     fusion="cross_attention",  # cross_attention | concat
     share_kv=False,  # K = V = the text branch's projection (Section 4.5)
+    audio_pooling="mean",  # mean | stats: the audio frames pooled to their mean, or mean and standard deviation
 )
 
 
@@ -155,7 +165,7 @@ def check(section) -> None:
     """Refuse values the model cannot use, naming the field."""
     section = {**DEFAULTS, **dict(section)}
     for field, allowed in (("modalities", MODALITIES), ("query", QUERIES), ("audio_encoder", AUDIO_ENCODERS),
-                           ("fusion", FUSIONS)):
+                           ("fusion", FUSIONS), ("audio_pooling", AUDIO_POOLINGS)):
         if section[field] not in allowed:
             raise ValueError(f"model.{field} = {section[field]!r}: must be one of {list(allowed)}")
     if section["d_model"] <= 0 or section["num_heads"] <= 0 or section["d_model"] % section["num_heads"]:
@@ -168,6 +178,13 @@ def check(section) -> None:
     if section["share_kv"] and section["fusion"] != "cross_attention":
         raise ValueError("model.share_kv = True shares the cross-modal attention's K/V projections, but "
                          f"model.fusion = {section['fusion']!r} has no attention")
+    if section["audio_pooling"] != "mean" and section["modalities"] == "text":
+        raise ValueError(f"model.audio_pooling = {section['audio_pooling']!r} pools audio frames, but "
+                         "model.modalities = 'text' has none")
+    if section["audio_pooling"] != "mean" and section["modalities"] == "audio+text" and section["query"] == "pooled" \
+            and section["fusion"] == "cross_attention":
+        raise ValueError(f"model.audio_pooling = {section['audio_pooling']!r} with model.query = 'pooled': the "
+                         "attention's single query is the mean audio vector; use query = 'frames' or fusion = 'concat'")
 
 
 def build(section, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
