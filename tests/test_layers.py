@@ -9,6 +9,7 @@ from flax import nnx
 
 from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.bilstm import BiLSTM
+from mer_jax.layers.dense import Dense
 from mer_jax.layers.pooling import masked_mean, masked_mean_std
 
 
@@ -78,3 +79,13 @@ def test_statistics_pooling_by_hand():
     np.testing.assert_allclose(masked_mean_std(x, mask)[:, :2], masked_mean(x, mask))
     gradient = jax.grad(lambda x: masked_mean_std(x, mask).sum())(x)
     assert np.isfinite(gradient).all() and not np.asarray(gradient)[0, 2].any()  # padding gets no gradient
+
+
+def test_dense_flattening_changes_neither_outputs_nor_gradients():
+    dense, linear = Dense(6, 5, rngs=nnx.Rngs(0)), nnx.Linear(6, 5, rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4, 6)), jnp.float32)
+    np.testing.assert_allclose(dense(x), linear(x), atol=1e-6)
+    assert dense(x[0, 0]).shape == (4, 5)  # 2-D inputs pass through unchanged
+    grads = [nnx.grad(lambda m: jnp.sum(jnp.sin(m(x))))(m) for m in (dense, linear)]
+    for ours, theirs in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)

@@ -20,6 +20,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
+from mer_jax.layers.dense import Dense
+
+
 def _exact_gelu(x):
     return jax.nn.gelu(x, approximate=False)
 
@@ -117,8 +120,8 @@ class Builder:
         self.dropout_rngs = rngs if "dropout" in rngs else nnx.Rngs(dropout=rngs.default())
         self.init = jax.nn.initializers.normal(config.initializer_range)
 
-    def dense(self, features_in: int, features_out: int, *, use_bias: bool = True) -> nnx.Linear:
-        return nnx.Linear(features_in, features_out, use_bias=use_bias, dtype=self.dtype,
+    def dense(self, features_in: int, features_out: int, *, use_bias: bool = True) -> Dense:
+        return Dense(features_in, features_out, use_bias=use_bias, dtype=self.dtype,
                           kernel_init=self.init, rngs=self.rngs)
 
     def embed(self, num: int, features: int) -> nnx.Embed:

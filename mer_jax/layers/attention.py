@@ -10,6 +10,7 @@ import jax
 from flax import nnx
 
 from mer_jax.encoders.layers import dot_product_attention
+from mer_jax.layers.dense import Dense
 
 
 class MultiHeadAttention(nnx.Module):
@@ -22,14 +23,14 @@ class MultiHeadAttention(nnx.Module):
         if d_model % num_heads:
             raise ValueError(f"d_model {d_model} is not divisible by {num_heads} heads")
         self.num_heads = num_heads
-        self.query = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.query = Dense(d_model, d_model, rngs=rngs)
         if project_keys:
             # No key bias: it adds the same q.b to every logit of a query, which softmax cancels exactly.
-            self.key = nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
-            self.value = nnx.Linear(d_model, d_model, rngs=rngs)
+            self.key = Dense(d_model, d_model, use_bias=False, rngs=rngs)
+            self.value = Dense(d_model, d_model, rngs=rngs)
         else:
             self.key = self.value = None
-        self.out = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.out = Dense(d_model, d_model, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, queries: jax.Array, keys: jax.Array, key_mask: jax.Array) -> tuple[jax.Array, jax.Array]:

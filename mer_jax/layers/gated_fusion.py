@@ -17,12 +17,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mer_jax.layers.dense import Dense
+
 
 class UnimodalGate(nnx.Module):
     """Eq. 9: Z = sigmoid(W_g H), H_gated = Z * H."""
 
     def __init__(self, d: int, *, rngs: nnx.Rngs):
-        self.gate = nnx.Linear(d, d, use_bias=False, rngs=rngs)
+        self.gate = Dense(d, d, use_bias=False, rngs=rngs)
 
     def __call__(self, hidden: jax.Array) -> jax.Array:
         return jax.nn.sigmoid(self.gate(hidden)) * hidden
@@ -32,7 +34,7 @@ class ModalityGate(nnx.Module):
     """Eq. 13-14: per-utterance softmax over the two modalities' scores W T_fused and W A_fused."""
 
     def __init__(self, d: int, *, rngs: nnx.Rngs):
-        self.score = nnx.Linear(d, 1, use_bias=False, rngs=rngs)
+        self.score = Dense(d, 1, use_bias=False, rngs=rngs)
 
     def weights(self, text: jax.Array, audio: jax.Array) -> jax.Array:
         """(B, U, d) x2 -> (B, U, 2): [alpha_T, alpha_A] (Eq. 13), computed in float32."""

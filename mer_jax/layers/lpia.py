@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mer_jax.encoders.layers import dot_product_attention
+from mer_jax.layers.dense import Dense
 from mer_jax.layers.pooling import masked_mean
 
 
@@ -73,7 +74,7 @@ class GlobalCompression(nnx.Module):
     dialogues, LeakyReLU (slope 0.01). (B, U, d) -> (B, d)."""
 
     def __init__(self, d: int, *, rngs: nnx.Rngs):
-        self.conv = nnx.Linear(d, d, use_bias=False, rngs=rngs)
+        self.conv = Dense(d, d, use_bias=False, rngs=rngs)
         self.norm = MaskedBatchNorm(d)
 
     def __call__(self, attended: jax.Array, utterance_mask: jax.Array) -> jax.Array:
@@ -93,9 +94,9 @@ class PositionFFN(nnx.Module):
 
     def __init__(self, d: int, d_ff: int, dropout: float, *, rngs: nnx.Rngs):
         self.norm = nnx.LayerNorm(d, epsilon=1e-5, rngs=rngs)
-        self.up = nnx.Linear(d, d_ff, rngs=rngs)
+        self.up = Dense(d, d_ff, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.down = nnx.Linear(d_ff, d, rngs=rngs)
+        self.down = Dense(d_ff, d, rngs=rngs)
 
     def __call__(self, x: jax.Array, utterances: int) -> jax.Array:
         """(B, d), one vector per dialogue -> (B, utterances, d)."""

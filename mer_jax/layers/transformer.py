@@ -12,6 +12,7 @@ from flax import nnx
 
 from mer_jax.encoders.layers import EncoderOutput
 from mer_jax.layers.attention import MultiHeadAttention
+from mer_jax.layers.dense import Dense
 
 
 class TransformerBlock(nnx.Module):
@@ -19,8 +20,8 @@ class TransformerBlock(nnx.Module):
         self.attention_norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.attention = MultiHeadAttention(d_model, num_heads, dropout=dropout, rngs=rngs)
         self.ffn_norm = nnx.LayerNorm(d_model, rngs=rngs)
-        self.ffn_in = nnx.Linear(d_model, 4 * d_model, rngs=rngs)
-        self.ffn_out = nnx.Linear(4 * d_model, d_model, rngs=rngs)
+        self.ffn_in = Dense(d_model, 4 * d_model, rngs=rngs)
+        self.ffn_out = Dense(4 * d_model, d_model, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:

@@ -45,6 +45,7 @@ from flax import nnx
 from mer_jax.data.examples import Examples
 from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.bilstm import BiLSTM
+from mer_jax.layers.dense import Dense
 from mer_jax.layers.feature_norm import FeatureNorm
 from mer_jax.layers.pooling import length_mask, masked_mean, masked_mean_std
 from mer_jax.layers.random_gain import RandomGain
@@ -80,17 +81,17 @@ class DynamicFusion(EmotionModel):
         self.fusion = fusion if modalities == "audio+text" else None
         self.speech = speech if "audio" in modalities else None
         if self.speech is not None:
-            self.speech_projection = nnx.Linear(speech.hidden_size, d_model, rngs=rngs)
+            self.speech_projection = Dense(speech.hidden_size, d_model, rngs=rngs)
         elif "audio" in modalities:
             self.feature_norm = FeatureNorm(n_mfcc)
             self.augment, self.gain = augment, gain
             if audio_encoder == "bilstm":
                 self.bilstm = BiLSTM(n_mfcc, d_model // 2, rngs=rngs)
             else:
-                self.frame_projection = nnx.Linear(n_mfcc, d_model, rngs=rngs)
+                self.frame_projection = Dense(n_mfcc, d_model, rngs=rngs)
         if "text" in modalities:
             self.text_encoder = text_encoder
-            self.text_projection = nnx.Linear(text_hidden, d_model, rngs=rngs)  # 768 -> 256 in the paper
+            self.text_projection = Dense(text_hidden, d_model, rngs=rngs)  # 768 -> 256 in the paper
         if self.fusion == "cross_attention":
             self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout=dropout, project_keys=not share_kv,
                                                       rngs=rngs)
@@ -98,8 +99,8 @@ class DynamicFusion(EmotionModel):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         audio_width = (2 if audio_pooling == "stats" else 1) * d_model if "audio" in modalities else 0
         text_width = d_model if modalities == "text" or self.fusion == "concat" else 0
-        self.hidden = nnx.Linear(audio_width + text_width, d_model, rngs=rngs)
-        self.classifier = nnx.Linear(d_model, num_classes, rngs=rngs)
+        self.hidden = Dense(audio_width + text_width, d_model, rngs=rngs)
+        self.classifier = Dense(d_model, num_classes, rngs=rngs)
 
     def prepare(self, train: Examples) -> None:
         """Fix the MFCC standardisation from the training part's frames."""

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mer_jax.layers.dense import Dense
 from mer_jax.models.base import EmotionModel
 
 MODALITIES = ("audio+text", "text", "audio")
@@ -24,7 +25,7 @@ class LinearBaseline(EmotionModel):
     def __init__(self, *, num_classes: int, text_dim: int, audio_dim: int, modalities: str, rngs: nnx.Rngs):
         self.modalities = tuple(m for m in ("text", "audio") if m in modalities.split("+"))
         dims = {"text": text_dim, "audio": audio_dim}
-        self.classifier = nnx.Linear(sum(dims[m] for m in self.modalities), num_classes, rngs=rngs)
+        self.classifier = Dense(sum(dims[m] for m in self.modalities), num_classes, rngs=rngs)
 
     def __call__(self, batch: dict) -> dict[str, jax.Array]:
         """``logits`` (B, U, C) from ``text`` / ``audio`` (B, U, D) utterance vectors."""

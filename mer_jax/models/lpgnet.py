@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mer_jax.layers.dense import Dense
 from mer_jax.layers.gated_fusion import ModalityGate, UnimodalGate
 from mer_jax.layers.lpia import InteractionPath, attention_mask
 from mer_jax.models.base import EmotionModel
@@ -85,18 +86,18 @@ class LPGNet(EmotionModel):
 
         self.branches = tuple((m, tuple(p for p in BRANCHES[m] if used(p))) for m in self.modalities)
         input_dims = {"text": text_dim, "audio": audio_dim}
-        self.projections = nnx.Dict({m: nnx.Linear(input_dims[m], hidden, rngs=rngs) for m in self.modalities})
+        self.projections = nnx.Dict({m: Dense(input_dims[m], hidden, rngs=rngs) for m in self.modalities})
         self.paths = nnx.Dict({p: InteractionPath(hidden, d_ff=FFN_MULTIPLIER * hidden, dropout=dropout,
                                                   position_ffn=position_ffn, rngs=rngs)
                                for _, paths in self.branches for p in paths})
         self.gates = nnx.Dict({p: UnimodalGate(hidden, rngs=rngs) for p in self.paths}) if gated_fusion else None
-        self.branch_fusion = nnx.Dict({m: nnx.Linear(len(paths) * hidden, hidden, rngs=rngs)
+        self.branch_fusion = nnx.Dict({m: Dense(len(paths) * hidden, hidden, rngs=rngs)
                                        for m, paths in self.branches})
-        self.heads = nnx.Dict({m: nnx.Linear(hidden, num_classes, rngs=rngs) for m in self.modalities})
+        self.heads = nnx.Dict({m: Dense(hidden, num_classes, rngs=rngs) for m in self.modalities})
         if multimodal:
             self.fusion = (ModalityGate(hidden, rngs=rngs) if gated_fusion
-                           else nnx.Linear(2 * hidden, hidden, rngs=rngs))
-            self.classifier = nnx.Linear(hidden, num_classes, rngs=rngs)
+                           else Dense(2 * hidden, hidden, rngs=rngs))
+            self.classifier = Dense(hidden, num_classes, rngs=rngs)
 
     def __call__(self, batch: dict) -> dict:
         """``logits`` (B, U, C), and ``text_logits`` / ``audio_logits`` (B, U, C) for a multimodal model."""
