@@ -75,7 +75,8 @@ def test_scan_gradients_equal_the_unrolled_ones():
     ours = jax.grad(loss)(params, run_layers)
     theirs = jax.grad(loss)(params, one_by_one)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)  # key biases: zero up to rounding
+        # float32 rounding, relative to each gradient's scale (entries reach ~50); key biases: zero up to it
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 + 1e-5 * np.abs(b).max())
 
 
 def test_evaluation_runs_the_layers_one_by_one():

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx, struct
 
 from mer_jax.layers.dense import Dense
+from mer_jax.layers.dropout import Dropout
 
 
 def _exact_gelu(x):
@@ -131,8 +132,8 @@ class Builder:
         return nnx.LayerNorm(self.config.hidden_size, epsilon=self.config.layer_norm_eps, dtype=self.dtype,
                              rngs=self.rngs)
 
-    def dropout(self, rate: float) -> nnx.Dropout:
-        return nnx.Dropout(rate, rngs=self.dropout_rngs)
+    def dropout(self, rate: float) -> Dropout:
+        return Dropout(rate, rngs=self.dropout_rngs)
 
 
 class Embeddings(nnx.Module):

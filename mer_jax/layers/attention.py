@@ -11,6 +11,7 @@ from flax import nnx
 
 from mer_jax.encoders.layers import dot_product_attention
 from mer_jax.layers.dense import Dense
+from mer_jax.layers.dropout import Dropout
 
 
 class MultiHeadAttention(nnx.Module):
@@ -31,7 +32,7 @@ class MultiHeadAttention(nnx.Module):
         else:
             self.key = self.value = None
         self.out = Dense(d_model, d_model, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
 
     def __call__(self, queries: jax.Array, keys: jax.Array, key_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(B, Tq, d) queries, (B, Tk, d) keys/values, (B, Tk) mask -> (B, Tq, d), weights (B, h, Tq, Tk)."""

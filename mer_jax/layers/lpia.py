@@ -18,6 +18,7 @@ from flax import nnx
 
 from mer_jax.encoders.layers import dot_product_attention
 from mer_jax.layers.dense import Dense
+from mer_jax.layers.dropout import Dropout
 from mer_jax.layers.pooling import masked_mean
 
 
@@ -95,7 +96,7 @@ class PositionFFN(nnx.Module):
     def __init__(self, d: int, d_ff: int, dropout: float, *, rngs: nnx.Rngs):
         self.norm = nnx.LayerNorm(d, epsilon=1e-5, rngs=rngs)
         self.up = Dense(d, d_ff, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
         self.down = Dense(d_ff, d, rngs=rngs)
 
     def __call__(self, x: jax.Array, utterances: int) -> jax.Array:

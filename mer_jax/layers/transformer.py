@@ -13,6 +13,7 @@ from flax import nnx
 from mer_jax.encoders.layers import EncoderOutput
 from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.dense import Dense
+from mer_jax.layers.dropout import Dropout
 
 
 class TransformerBlock(nnx.Module):
@@ -22,7 +23,7 @@ class TransformerBlock(nnx.Module):
         self.ffn_norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.ffn_in = Dense(d_model, 4 * d_model, rngs=rngs)
         self.ffn_out = Dense(4 * d_model, d_model, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
         h = self.attention_norm(x)
@@ -40,7 +41,7 @@ class TransformerEncoder(nnx.Module):
         self.position_embedding = nnx.Embed(max_length, d_model, rngs=rngs)
         self.blocks = nnx.List([TransformerBlock(d_model, num_heads, dropout, rngs=rngs) for _ in range(num_layers)])
         self.final_norm = nnx.LayerNorm(d_model, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
 
     def __call__(self, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids: jax.Array | None = None
                  ) -> EncoderOutput:

@@ -46,6 +46,7 @@ from mer_jax.data.examples import Examples
 from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.bilstm import BiLSTM
 from mer_jax.layers.dense import Dense
+from mer_jax.layers.dropout import Dropout
 from mer_jax.layers.feature_norm import FeatureNorm
 from mer_jax.layers.pooling import length_mask, masked_mean, masked_mean_std
 from mer_jax.layers.random_gain import RandomGain
@@ -96,7 +97,7 @@ class DynamicFusion(EmotionModel):
             self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout=dropout, project_keys=not share_kv,
                                                       rngs=rngs)
             self.fusion_norm = nnx.LayerNorm(d_model, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
         audio_width = (2 if audio_pooling == "stats" else 1) * d_model if "audio" in modalities else 0
         text_width = d_model if modalities == "text" or self.fusion == "concat" else 0
         self.hidden = Dense(audio_width + text_width, d_model, rngs=rngs)
