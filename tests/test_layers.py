@@ -32,6 +32,37 @@ def test_bilstm_matches_pytorch_packed_sequences(lengths):
     np.testing.assert_allclose(out, expected.detach().numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("lengths", [[9, 4, 1], [2, 7, 5]])
+def test_bilstm_gradients_match_pytorch_packed_sequences(lengths):
+    """Gradients of a weighted sum of the outputs, for the frames and every weight, as PyTorch's."""
+    batch, time, features, hidden = len(lengths), 9, 6, 5
+    ours = BiLSTM(features, hidden, rngs=nnx.Rngs(2))
+    reference = torch.nn.LSTM(features, hidden, batch_first=True, bidirectional=True)
+    _copy_lstm_weights(ours, reference)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(batch, time, features)).astype(np.float32)
+    weights = rng.normal(size=(batch, time, 2 * hidden)).astype(np.float32)
+
+    def loss(model, frames):
+        return (model(frames, jnp.asarray(lengths)) * weights).sum()
+
+    grads, x_grad = nnx.grad(loss, argnums=(0, 1))(ours, jnp.asarray(x))
+    frames = torch.tensor(x, requires_grad=True)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(frames, torch.tensor(lengths), batch_first=True,
+                                                     enforce_sorted=False)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=time)
+    (out * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(x_grad, frames.grad.numpy(), atol=1e-5)
+    torch_grads = {name: p.grad.numpy() for name, p in reference.named_parameters()}
+    kernel = np.asarray(grads.input_kernel[...]).reshape(features, 2, -1)
+    recurrent = np.asarray(grads.recurrence.kernel[...])
+    for d, suffix in enumerate(["", "_reverse"]):
+        np.testing.assert_allclose(kernel[:, d].T, torch_grads[f"weight_ih_l0{suffix}"], atol=1e-5)
+        np.testing.assert_allclose(recurrent[d].T, torch_grads[f"weight_hh_l0{suffix}"], atol=1e-5)
+        np.testing.assert_allclose(np.asarray(grads.bias[...]).reshape(2, -1)[d], torch_grads[f"bias_ih_l0{suffix}"],
+                                   atol=1e-5)
+
+
 def test_bilstm_ignores_what_is_in_the_padding():
     lstm = BiLSTM(3, 4, rngs=nnx.Rngs(1))
     x = np.random.default_rng(1).normal(size=(2, 8, 3)).astype(np.float32)
