@@ -205,12 +205,16 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Ar
     softmax are float32 whatever the compute dtype; the weighted sum is in v's dtype. A query with
     no allowed key attends uniformly (its output is then meaningless, and callers mask it). Returns
     the (B, Lq, heads, head_dim) output and the (B, heads, Lq, Lk) weights (before dropout).
+
+    The heads move next to the batch first, so both products batch over leading axes: with the heads
+    in the middle, XLA's CPU backend ran them 2-3x slower (benchmarks/README.md, issue 13).
     """
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * scale + bias
+    q, k, v = (x.transpose(0, 2, 1, 3) for x in (q, k, v))  # (B, heads, L, head_dim)
+    logits = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32) * scale + bias
     allowed = mask[:, None, None, :] if mask.ndim == 2 else mask[:, None]
     weights = jax.nn.softmax(jnp.where(allowed, logits, jnp.finfo(jnp.float32).min), axis=-1)
     dropped = weights if dropout is None else dropout(weights)
-    return jnp.einsum("bhqk,bkhd->bqhd", dropped.astype(v.dtype), v), weights
+    return jnp.einsum("bhqk,bhkd->bhqd", dropped.astype(v.dtype), v).transpose(0, 2, 1, 3), weights
 
 
 class SelfAttention(nnx.Module):
