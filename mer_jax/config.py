@@ -47,6 +47,10 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # lengths (quantiles of the training part) that holds them; 1: always to the full size
         length_buckets=4,
         deltas=0,  # 1: append delta MFCCs, 2: delta and delta-delta (librosa.feature.delta, width 9)
+        # the audio frames: mfcc (n_mfcc coefficients) or logmel (the n_mels-band log-mel spectrogram in dB
+        # that the MFCCs are computed from, as SpecAugment's paper masks it); deltas apply to either
+        frames="mfcc",
+        n_mels=64,
     )
     # SpecAugment-style masking of the standardised MFCC frames in training (layers/spec_augment.py):
     # bands of coefficients and spans of frames set to zero, drawn anew every step; 0 masks: off
@@ -151,7 +155,7 @@ def validate(config) -> None:
         "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1", "binary_accuracy", "binary_f1"),
         "text.dtype": ("float32", "bfloat16"),
         "model.dtype": ("float32", "bfloat16"),
-        "train.class_weights": ("none", "balanced", "sqrt"), "features.deltas": (0, 1, 2), "train.optimizer": ("adamw", "adam"),
+        "train.class_weights": ("none", "balanced", "sqrt"), "features.deltas": (0, 1, 2), "features.frames": ("mfcc", "logmel"), "train.optimizer": ("adamw", "adam"),
         "train.schedule": ("warmup_cosine", "constant"),
     }
     for field, allowed in choices.items():
@@ -160,11 +164,14 @@ def validate(config) -> None:
         if value not in allowed:
             raise ConfigError(f"config field {field} = {value!r}: must be one of {sorted(allowed)}")
     positive = ("train.epochs", "train.batch_size", "train.seeds", "train.accumulate_steps", "features.max_frames",
-                "features.max_tokens", "features.length_buckets")
+                "features.max_tokens", "features.length_buckets", "features.n_mfcc", "features.n_mels")
     for field in positive:
         section, name = field.split(".")
         if config[section][name] <= 0:
             raise ConfigError(f"config field {field} = {config[section][name]!r}: must be positive")
+    if config.features.frames == "mfcc" and config.features.n_mfcc > config.features.n_mels:
+        raise ConfigError(f"config field features.n_mfcc = {config.features.n_mfcc}: the MFCCs are the DCT of "
+                          f"features.n_mels = {config.features.n_mels} log-mel bands, so at most that many")
     if not isinstance(config.text.context_turns, int) or config.text.context_turns < 0:
         raise ConfigError(f"config field text.context_turns = {config.text.context_turns!r}: must be a whole number >= 0")
     speeds = config.augment.speeds

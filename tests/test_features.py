@@ -1,5 +1,8 @@
-"""Audio decoding and MFCCs against librosa, and the on-disk feature cache."""
+"""Audio decoding, MFCCs and log-mel frames against librosa, and the on-disk feature cache."""
 
+import dataclasses
+import hashlib
+import json
 import os
 
 import librosa
@@ -7,8 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mer_jax.config import base_config
 from mer_jax.data import features
-from mer_jax.data.audio import load_audio
+from mer_jax.data.audio import audio_fingerprint, load_audio
 from mer_jax.data.features import MfccParams, audio_features, mfcc, normalize_per_speaker
 from mer_jax.data.records import Utterance
 
@@ -39,6 +43,36 @@ def test_mfcc_is_librosas_40_coefficients_per_10ms_frame_truncated():
                                     n_mels=64).T
     assert expected.shape == (201, 40) and ours.shape == (150, 40)
     np.testing.assert_allclose(ours, expected[:150], rtol=1e-5, atol=1e-4)
+
+
+def test_logmel_frames_are_librosas_log_mel_spectrogram_with_deltas():
+    wave = np.random.default_rng(1).normal(0, 0.1, 16000).astype(np.float32)
+    ours = mfcc(wave, MfccParams(kind="logmel", n_mels=48, deltas=1, max_frames=90))
+    power = librosa.feature.melspectrogram(y=wave, sr=16000, n_fft=512, win_length=400, hop_length=160, n_mels=48)
+    bands = 10 * np.log10(np.maximum(power, 1e-10))
+    bands = np.maximum(bands, bands.max() - 80)  # librosa.power_to_db's defaults, written out
+    expected = np.concatenate([bands, librosa.feature.delta(bands, order=1, mode="nearest")]).T
+    assert ours.shape == (90, 96) and expected.shape == (101, 96)
+    np.testing.assert_allclose(ours, expected[:90], rtol=1e-5, atol=1e-3)
+
+
+def test_frame_width_follows_the_kind_of_frames():
+    config = base_config()
+    assert features.frame_features(config.features) == 40
+    config.features.update(frames="logmel", n_mels=80, deltas=2)
+    assert features.frame_features(config.features) == 240
+
+
+def test_cache_keys_keep_mfccs_and_separate_logmel_frames(tmp_path):
+    path = tmp_path / "u.wav"
+    sf.write(path, np.random.default_rng(0).normal(0, 0.1, 8000), 16000)
+    utts = [Utterance("u", "t", "neu", "x", str(path), "s", "s")]
+    assert features._cache_key(utts, MfccParams()) != features._cache_key(utts, MfccParams(kind="logmel"))
+    # MFCC caches written before log-mel frames existed stay valid: "kind" is not in their key
+    fields = {k: v for k, v in dataclasses.asdict(MfccParams()).items() if k not in ("kind", "speed")}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    digest.update(f"{audio_fingerprint(str(path))}\n".encode())
+    assert features._cache_key(utts, MfccParams()) == digest.hexdigest()[:20]
 
 
 def test_cache_is_reused_and_recomputed_when_inputs_or_parameters_change(tmp_path, monkeypatch):

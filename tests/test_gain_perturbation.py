@@ -43,6 +43,18 @@ def test_the_drawn_gains_equal_librosa_on_the_rescaled_waveform(wave):
     np.testing.assert_array_equal(np.asarray(gain(batch)), batch)
 
 
+def test_on_logmel_frames_every_band_moves_by_the_drawn_level(wave):
+    params = dataclasses.replace(PARAMS, kind="logmel", n_mels=48, deltas=1)
+    frames = mfcc(wave, params)
+    batch = np.stack([frames] * 3)
+    out = np.asarray(RandomGain(6.0, n_mels=48, frames="logmel", rngs=nnx.Rngs(dropout=1))(batch))
+    np.testing.assert_array_equal(out[:, :, 48:], batch[:, :, 48:])  # deltas untouched
+    levels_db = (out - batch)[:, 0, 0]
+    assert np.abs(levels_db).max() <= 6 and np.ptp(levels_db) > 0.5
+    for k, db in enumerate(levels_db):  # oracle: librosa's log-mel frames of the waveform at that level
+        np.testing.assert_allclose(out[k], mfcc(wave * 10 ** (db / 20), params), atol=2e-3, rtol=1e-4)
+
+
 def test_the_dynamic_fusion_model_perturbs_only_in_training(wave):
     config = base_config()
     config.model.modalities = "audio"
@@ -73,3 +85,15 @@ def test_gain_is_refused_where_it_cannot_apply(demo_root, tmp_path, overrides, m
         config[section][name] = value
     with pytest.raises(ConfigError, match=message):
         load_experiment_data(config)
+
+
+def test_a_logmel_config_builds_a_model_that_reads_and_perturbs_the_bands(wave):
+    config = base_config()
+    config.model.modalities = "audio"
+    config.features.update(frames="logmel", n_mels=48, deltas=1)
+    config.augment.gain_db = 3.0
+    model = build_model(config, {"num_classes": 4})
+    assert model.bilstm.input_kernel[...].shape[0] == 96 and model.gain.shifted == 48
+    frames = mfcc(wave, dataclasses.replace(PARAMS, kind="logmel", n_mels=48, deltas=1))[None]
+    model.eval()
+    assert model({"mfcc": frames, "mfcc_length": np.array([len(frames[0])])})["logits"].shape == (1, 4)

@@ -1,5 +1,5 @@
-"""Features: 40-dim MFCC frames from audio, token ids from transcripts (with their dialogue context), and an
-on-disk MFCC cache.
+"""Features: audio frames (40-dim MFCCs, or the log-mel spectrogram they are computed from), token ids from
+transcripts (with their dialogue context), and an on-disk cache of the frames.
 
 MFCCs are computed once per corpus and cached under a key that hashes every input file (path, size,
 modification time) and every feature parameter, so a second run reuses them and a changed file or
@@ -26,8 +26,11 @@ from mer_jax.data.records import Utterance
 
 @dataclasses.dataclass(frozen=True)
 class MfccParams:
-    """librosa MFCC settings: 25 ms windows every 10 ms at 16 kHz by default."""
+    """librosa settings of the audio frames: 25 ms windows every 10 ms at 16 kHz by default; ``kind``
+    ``mfcc`` (n_mfcc coefficients of the n_mels-band log-mel spectrogram) or ``logmel`` (its n_mels
+    bands themselves, in dB: what SpecAugment masks in its paper)."""
 
+    kind: str = "mfcc"
     n_mfcc: int = 40
     n_fft: int = 512
     win_length: int = 400
@@ -40,27 +43,34 @@ class MfccParams:
     @classmethod
     def from_config(cls, features) -> "MfccParams":
         """The MFCC settings of a config's ``features`` section."""
-        return cls(n_mfcc=features.n_mfcc, hop_length=features.hop_length, max_frames=features.max_frames,
-                   deltas=features.deltas)
+        return cls(kind=features.frames, n_mfcc=features.n_mfcc, n_mels=features.n_mels,
+                   hop_length=features.hop_length, max_frames=features.max_frames, deltas=features.deltas)
+
+    @property
+    def static_features(self) -> int:
+        """The size of one frame before its deltas: n_mfcc, or n_mels for log-mel frames."""
+        return self.n_mels if self.kind == "logmel" else self.n_mfcc
 
 
 def frame_features(features) -> int:
-    """The size of one frame a config's ``features`` section describes: n_mfcc x (1 + deltas)."""
-    return features.n_mfcc * (1 + features.deltas)
+    """The size of one frame a config's ``features`` section describes: n_mfcc (or n_mels) x (1 + deltas)."""
+    return MfccParams.from_config(features).static_features * (1 + features.deltas)
 
 
 def mfcc(wave: np.ndarray, params: MfccParams) -> np.ndarray:
-    """(frames, n_mfcc x (1 + deltas)) float32 MFCCs of a 16 kHz mono waveform (sped up by params.speed;
-    then their deltas, computed over the whole utterance), truncated to params.max_frames."""
+    """(frames, n_mfcc (or n_mels) x (1 + deltas)) float32 MFCCs (or log-mel bands, ``params.kind``) of a
+    16 kHz mono waveform (sped up by params.speed; then their deltas, computed over the whole
+    utterance), truncated to params.max_frames."""
     import librosa  # noqa: PLC0415 (librosa pulls numba; only feature extraction needs it)
 
     if params.speed != 1.0:
         wave = speed_perturbed(wave, params.speed)
 
-    frames = librosa.feature.mfcc(
-        y=wave, sr=SAMPLE_RATE, n_mfcc=params.n_mfcc, n_fft=params.n_fft, win_length=params.win_length,
-        hop_length=params.hop_length, n_mels=params.n_mels,
-    )
+    # librosa.feature.mfcc is the DCT of exactly this log-mel spectrogram (power_to_db, top_db 80)
+    logmel = librosa.power_to_db(librosa.feature.melspectrogram(
+        y=wave, sr=SAMPLE_RATE, n_fft=params.n_fft, win_length=params.win_length, hop_length=params.hop_length,
+        n_mels=params.n_mels))
+    frames = logmel if params.kind == "logmel" else librosa.feature.mfcc(S=logmel, n_mfcc=params.n_mfcc)
     frames = np.concatenate([frames] + [librosa.feature.delta(frames, order=k, mode="nearest")
                                         for k in range(1, params.deltas + 1)])
     return np.ascontiguousarray(frames.T[: params.max_frames], dtype=np.float32)
@@ -131,7 +141,8 @@ def _compute(utterances: list[Utterance], params: MfccParams) -> AudioFeatures:
     per_utterance = [mfcc(wave, params) for wave in tqdm(waveforms([u.audio_path for u in utterances]),
                                                         total=len(utterances), desc="MFCC", unit="utt", leave=False)]
     if not per_utterance:  # a process's empty share
-        return AudioFeatures(np.zeros((0, params.n_mfcc * (1 + params.deltas)), np.float32), np.zeros(0, np.int64))
+        return AudioFeatures(np.zeros((0, params.static_features * (1 + params.deltas)), np.float32),
+                             np.zeros(0, np.int64))
     return AudioFeatures(np.concatenate(per_utterance), np.array([len(f) for f in per_utterance]))
 
 
@@ -160,6 +171,8 @@ def _cache_key(utterances: list[Utterance], params: MfccParams) -> str:
     fields = dataclasses.asdict(params)
     if params.speed == 1.0:  # unperturbed: the key MFCCs had before speed perturbation existed
         del fields["speed"]
+    if params.kind == "mfcc":  # the key MFCCs had before log-mel frames existed
+        del fields["kind"]
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     for u in utterances:
         digest.update(f"{audio_fingerprint(u.audio_path)}\n".encode())

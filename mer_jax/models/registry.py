@@ -58,8 +58,8 @@ def _on_tokens_and_frames(module, hears_waveforms: bool = False):
         a = config.augment
         masks = {k: a[k] for k in ("freq_masks", "freq_width", "time_masks", "time_width")}  # speeds: in the data
         augment = SpecAugment(**masks, rngs=rngs) if a.freq_masks or a.time_masks else None
-        n_mels = MfccParams.from_config(config.features).n_mels
-        gain = RandomGain(a.gain_db, n_mels=n_mels, rngs=rngs) if a.gain_db else None
+        params = MfccParams.from_config(config.features)
+        gain = RandomGain(a.gain_db, n_mels=params.n_mels, frames=params.kind, rngs=rngs) if a.gain_db else None
         speech = {}
         if hears_waveforms and config.audio.encoder != "mfcc" and "audio" in config.model.modalities:
             speech["speech"] = build_speech_branch(config.audio, dtype=config.model.dtype,
