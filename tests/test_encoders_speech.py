@@ -1,8 +1,10 @@
 """Flax wav2vec2 / HuBERT / WavLM / data2vec-audio against transformers' PyTorch models (the oracle),
-built from small random configs of every variant and loaded through the factory; strict loading with
-both weight-norm namings; WavLM's position buckets and first-layer bias table; the waveform
-preprocessing against transformers' Wav2Vec2FeatureExtractor."""
+built from small random configs of every variant (adapters and HuBERT's batch-normed positional
+convolution included) and loaded through the factory; strict loading with both weight-norm namings;
+WavLM's position buckets and first-layer bias table; the waveform preprocessing against
+transformers' Wav2Vec2FeatureExtractor."""
 
+import inspect
 import json
 import os
 
@@ -54,6 +56,28 @@ VARIANTS = {
                                               conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
                                               num_buckets=32, max_bucket_distance=50, num_conv_pos_embeddings=5,
                                               num_conv_pos_embedding_groups=2)),
+    # Adapters: the output adapter (down-projected when output_hidden_size differs; even and odd
+    # kernels and strides), MMS's per-layer adapters of the pre-norm layers (WavLM's layers have none,
+    # HuBERT no output adapter: both ignore the fields, as transformers does).
+    "wav2vec2-base-adapter-projected": ("Wav2Vec2", dict(**THREE_CONVS, num_conv_pos_embeddings=16,
+                                                         num_conv_pos_embedding_groups=4, add_adapter=True,
+                                                         output_hidden_size=24, num_adapter_layers=2)),
+    "wav2vec2-stable-attention-adapters": ("Wav2Vec2", dict(**THREE_CONVS, do_stable_layer_norm=True,
+                                                            num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=8,
+                                                            adapter_attn_dim=8, add_adapter=True, adapter_kernel_size=3,
+                                                            adapter_stride=3, num_adapter_layers=1)),
+    "data2vec-audio-adapter": ("Data2VecAudio", dict(**THREE_CONVS, num_conv_pos_embeddings=3, conv_pos_kernel_size=5,
+                                                     num_conv_pos_embedding_groups=4, add_adapter=True,
+                                                     num_adapter_layers=3)),
+    "wavlm-stable-adapter": ("WavLM", dict(**THREE_CONVS, do_stable_layer_norm=True, num_buckets=16,
+                                           max_bucket_distance=20, num_conv_pos_embeddings=16,
+                                           num_conv_pos_embedding_groups=4, add_adapter=True, output_hidden_size=16,
+                                           adapter_kernel_size=2, num_adapter_layers=2, adapter_attn_dim=8)),
+    "hubert-stable-attention-adapters": ("Hubert", dict(**THREE_CONVS, do_stable_layer_norm=True,
+                                                        num_conv_pos_embeddings=9, num_conv_pos_embedding_groups=4,
+                                                        adapter_attn_dim=6, add_adapter=True)),
+    "hubert-positional-batch-norm": ("Hubert", dict(**THREE_CONVS, conv_pos_batch_norm=True,
+                                                    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)),
 }
 
 LENGTHS = np.array([1600, 1234, 517])
@@ -62,14 +86,20 @@ WAVES = (np.random.default_rng(0).normal(size=MASK.shape) * MASK).astype(np.floa
 
 
 def torch_model(family, config, head="Model", **extra):
-    """A random transformers model with every parameter perturbed (LayerNorm scales included), in eval mode;
-    WavLM's bias table and gate constants strongly, so that a wrong bias or gate shows far above 1e-4."""
+    """A random transformers model with every parameter perturbed (LayerNorm scales included), and batch
+    norms' running averages, in eval mode; WavLM's bias table and gate constants strongly, so that a
+    wrong bias or gate shows far above 1e-4."""
     config = getattr(transformers, f"{family}Config")(**TINY, **config, **extra)
     torch.manual_seed(0)
     model = getattr(transformers, f"{family}{head}")(config).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.add_((1.0 if "rel_attn_embed" in name or "gru_rel_pos_const" in name else 0.1) * torch.randn_like(p))
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.add_(torch.randn_like(b))
+            elif name.endswith("running_var"):
+                b.mul_(torch.rand_like(b) + 0.5)
     return model
 
 
@@ -94,17 +124,25 @@ def test_matches_pytorch_on_padded_batch(variant, tmp_path):
     expected = run_torch(model)
     got = encoder(jnp.asarray(WAVES), jnp.asarray(MASK), output_hidden_states=True)
 
-    frames = expected.last_hidden_state.shape[1]
+    adapted = "add_adapter" in inspect.signature(model._get_feat_extract_output_lengths).parameters
+    without_adapter = {"add_adapter": False} if adapted else {}
+    output_lengths = model._get_feat_extract_output_lengths(torch.tensor(LENGTHS)).numpy()
     np.testing.assert_array_equal(np.asarray(encoder.config.frame_lengths(LENGTHS)),
-                                  model._get_feat_extract_output_lengths(torch.tensor(LENGTHS)).numpy())
+                                  model._get_feat_extract_output_lengths(torch.tensor(LENGTHS), **without_adapter))
+    if adapted:
+        np.testing.assert_array_equal(np.asarray(encoder.config.output_lengths(LENGTHS)), output_lengths)
+    frames, hidden_frames = expected.last_hidden_state.shape[1], expected.hidden_states[0].shape[1]
     np.testing.assert_array_equal(np.asarray(got.frame_mask),
                                   model._get_feature_vector_attention_mask(frames, torch.tensor(MASK)).numpy())
-    real = np.asarray(got.frame_mask)
-    assert real.sum(1).min() < frames, "the batch must contain padded frames"
+    np.testing.assert_array_equal(np.asarray(got.hidden_states_mask), model._get_feature_vector_attention_mask(
+        hidden_frames, torch.tensor(MASK), **without_adapter).numpy())
+    real, hidden_real = np.asarray(got.frame_mask), np.asarray(got.hidden_states_mask)
+    assert real.sum(1).min() < frames and hidden_real.sum(1).min() < hidden_frames, "the batch must hold padding"
+    assert got.last_hidden_state.shape == expected.last_hidden_state.shape
     assert max_diff(got.last_hidden_state, expected.last_hidden_state, real) <= 1e-4
     assert len(got.hidden_states) == len(expected.hidden_states) == TINY["num_hidden_layers"] + 1
     for layer, (ours, theirs) in enumerate(zip(got.hidden_states, expected.hidden_states, strict=True)):
-        assert max_diff(ours, theirs, real) <= 1e-4, f"hidden state {layer}"
+        assert max_diff(ours, theirs, hidden_real) <= 1e-4, f"hidden state {layer}"
 
 
 def test_without_attention_mask_every_frame_is_real(tmp_path):
@@ -219,11 +257,40 @@ def test_bfloat16_compute_keeps_float32_params(wav2vec2_dir):
                                atol=0.1, rtol=0.05)
 
 
-def test_unsupported_options_are_refused():
-    with pytest.raises(NotImplementedError, match="conv_pos_batch_norm"):
-        encoders.from_config(config_dict("hubert-stable-layer", conv_pos_batch_norm=True), rngs=nnx.Rngs(0))
-    with pytest.raises(NotImplementedError, match="add_adapter"):
-        encoders.from_config(config_dict("wav2vec2-base-group", add_adapter=True), rngs=nnx.Rngs(0))
+def test_positional_batch_norm_in_training_matches_pytorch(tmp_path):
+    """Train mode, no padding (every frame real): batch statistics and the updated running averages as
+    torch's BatchNorm1d's; a frozen encoder's batch norm keeps its running averages in train mode."""
+    family, config = VARIANTS["hubert-positional-batch-norm"]
+    model = torch_model(family, config, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                        feat_proj_dropout=0.0, layerdrop=0.0, mask_time_prob=0.0)  # no SpecAugment either
+    model.save_pretrained(tmp_path)
+    encoder, _ = encoders.from_pretrained(tmp_path)
+    model.train()
+    expected = run_torch(model, mask=None).last_hidden_state
+    encoder.train()
+    got = encoder(jnp.asarray(WAVES)).last_hidden_state
+    assert max_diff(got, expected, np.ones(got.shape[:2], bool)) <= 1e-4
+    norm, theirs = encoder.encoder.pos_conv_embed.batch_norm, model.encoder.pos_conv_embed.batch_norm
+    np.testing.assert_allclose(norm.mean[...], theirs.running_mean.numpy(), atol=1e-5)
+    np.testing.assert_allclose(norm.var[...], theirs.running_var.numpy(), rtol=1e-4, atol=1e-5)
+
+    frozen = speech_branch(tmp_path, frozen=True)
+    frozen.train()
+    norm = frozen.speech_encoder.encoder.pos_conv_embed.batch_norm
+    before = np.asarray(norm.mean[...])
+    frozen(jnp.asarray(WAVES), jnp.asarray(LENGTHS))
+    np.testing.assert_array_equal(norm.mean[...], before)
+
+
+def speech_branch(folder, *, frozen):
+    """The model's audio branch over the checkpoint in `folder` (given a feature extractor config)."""
+    import ml_collections
+
+    from mer_jax.models.speech_encoder import build_speech_branch
+
+    transformers.Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    audio = ml_collections.ConfigDict(dict(encoder=str(folder), layer="weighted"))
+    return build_speech_branch(audio, dtype="float32", frozen=frozen, rngs=nnx.Rngs(0))
 
 
 # --- WavLM ---

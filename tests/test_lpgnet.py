@@ -13,7 +13,8 @@ import torch
 from flax import nnx
 
 from mer_jax.layers.gated_fusion import ModalityGate, UnimodalGate
-from mer_jax.layers.lpia import MaskedBatchNorm, ResidualEnhancement, attention_mask, masked_attention
+from mer_jax.layers.batch_norm import MaskedBatchNorm
+from mer_jax.layers.lpia import ResidualEnhancement, attention_mask, masked_attention
 from mer_jax.models.lpgnet import DEFAULTS, LPGNet, build, check
 from lpgnet_reference import LPGNetReference, load_flax, self_distillation_loss
 

@@ -7,11 +7,12 @@ as a hub id and fetched with `huggingface_hub.snapshot_download`; nothing else t
 Loading is strict. Each Flax parameter has exactly one checkpoint name, derived from the encoder's
 `checkpoint_rules` (Flax module path -> Hugging Face module path, e.g. `layers.0.attention.query` ->
 `encoder.layer.0.attention.self.query`) and its leaf (`kernel`, `scale`, `embedding` -> `weight`;
+a batch norm's running averages `mean`, `var` -> `running_mean`, `running_var`;
 a weight-normed convolution's `weight_g`, `weight_v` -> `parametrizations.weight.original0/1`, the
 names PyTorch's parametrisation saves; older checkpoints' `weight_g`/`weight_v` are renamed to them;
 a bare parameter such as WavLM's `gru_rel_pos_const` keeps its name).
 Every checkpoint tensor must be used or match the encoder's `ignored_checkpoint_keys` (task and
-pre-training heads, `position_ids`); anything missing, unexpected or of the wrong shape raises
+pre-training heads, `position_ids`) or be a batch norm's `num_batches_tracked`; anything missing, unexpected or of the wrong shape raises
 `CheckpointMismatchError` naming all offenders.
 """
 
@@ -34,6 +35,7 @@ HUB_PATTERNS = ["*.json", "*.txt", "*.model", "model*.safetensors"]
 HUB_TORCH_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 
 LEAF_NAMES = {"kernel": "weight", "scale": "weight", "embedding": "weight", "bias": "bias",
+              "mean": "running_mean", "var": "running_var",
               "weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1"}
 # Legacy tensor name endings -> current ones: LayerNorm gamma/beta, torch.nn.utils.weight_norm's g and v.
 LEGACY_NAMES = ((r"LayerNorm\.gamma$", "LayerNorm.weight"), (r"LayerNorm\.beta$", "LayerNorm.bias"),
@@ -117,18 +119,20 @@ def checkpoint_name(path: tuple, rules) -> str:
 
 
 def load_weights(encoder: nnx.Module, tensors: dict[str, np.ndarray]) -> list[str]:
-    """Copy checkpoint tensors into `encoder`'s parameters (cast to their dtype); return ignored names.
+    """Copy checkpoint tensors into `encoder`'s parameters and batch statistics (cast to their dtype);
+    return ignored names.
 
     Linear and convolution kernels are stored with their axes reversed relative to PyTorch
     ((out, in) -> (in, out); (out, in/groups, k) -> (k, in/groups, out)).
     """
     tensors = canonical_names(tensors, encoder.base_model_prefix)
-    params = nnx.to_flat_state(nnx.state(encoder, nnx.Param))
+    params = nnx.to_flat_state(nnx.state(encoder, nnx.Any(nnx.Param, nnx.BatchStat)))
     expected = {checkpoint_name(path, encoder.checkpoint_rules): (path, param) for path, param in params}
 
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
-    ignored = [n for n in extra if any(re.search(p, n) for p in encoder.ignored_checkpoint_keys)]
+    ignored = [n for n in extra if any(re.search(p, n) for p in (*encoder.ignored_checkpoint_keys,
+                                                                  r"\.num_batches_tracked$"))]
     unexpected = sorted(set(extra) - set(ignored))
     mismatched = []
     updates = []
@@ -142,7 +146,7 @@ def load_weights(encoder: nnx.Module, tensors: dict[str, np.ndarray]) -> list[st
             mismatched.append(f"{name}: checkpoint {tuple(tensors[name].shape)}, encoder expects "
                               f"{tuple(param.shape[::-1] if path[-1] == 'kernel' else param.shape)}")
             continue
-        updates.append((path, nnx.Param(jnp.asarray(tensor, dtype=param.dtype))))
+        updates.append((path, type(param)(jnp.asarray(tensor, dtype=param.dtype))))
 
     problems = []
     if missing:

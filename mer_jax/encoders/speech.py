@@ -4,16 +4,20 @@ data2vec-audio; WavLM reuses them), ported from Hugging Face transformers' PyTor
     waveform (B, T) -> conv feature extractor (strided 1-D convs, one frame per 20 ms at 16 kHz)
       -> feature projection (LayerNorm, Linear, dropout) -> padded frames zeroed
       -> + convolutional positional embedding -> Transformer layers
+      (-> with `add_adapter`, strided conv + GLU layers that shorten the sequence)
 
 The Transformer comes in two orders: post-LayerNorm ("base", `do_stable_layer_norm=False`: LayerNorm
 after the positional embedding and after each residual) and pre-LayerNorm ("stable layer norm":
-LayerNorm before each block and once after the last layer). Module and parameter names mirror
+LayerNorm before each block and once after the last layer); pre-norm layers may end with MMS's small
+bottleneck adapter (`adapter_attn_dim`). The positional convolution is weight-normed, or, in HuBERT
+with `conv_pos_batch_norm`, a plain convolution after a batch norm. Module and parameter names mirror
 Hugging Face's, so a Flax path is its checkpoint name.
 
 Padded batches: `attention_mask` (B, T) marks real samples; a real frame is one whose receptive field
 lies in the real samples (its count from the conv kernels and strides, as transformers'
 `_get_feat_extract_output_lengths`); padded frames are zeroed before the positional convolution and
-masked as attention keys. Values at padded frames of the outputs are unspecified.
+masked as attention keys. Values at padded frames of the outputs are unspecified. The adapter's
+frames are counted as transformers counts them (`(n - 1) // adapter_stride + 1` per layer).
 
 Departures from transformers:
 - SpecAugment masking (`mask_time_prob`, `masked_spec_embed`) is not part of the encoder; the
@@ -21,7 +25,10 @@ Departures from transformers:
 - An utterance shorter than the receptive field has no real frame (transformers' mask then marks
   every frame real).
 - LayerDrop (training only) computes a skipped layer and discards its output, so `hidden_states`
-  repeats the layer's input where transformers' list is shorter.
+  repeats the layer's input where transformers' list is shorter. The adapter's layers are never
+  dropped (a dropped layer would change the output's length at random).
+- The positional batch norm's training statistics come from the real frames only (transformers
+  counts the zeroed padded frames too); evaluation uses the running averages in both.
 - `WaveformPreprocessor` normalises over the real samples even for checkpoints whose feature
   extractor returns no attention mask (transformers then normalises the padded array as a whole,
   which makes an utterance depend on its batch-mates).
@@ -40,6 +47,7 @@ import numpy as np
 from flax import nnx, struct
 
 from mer_jax.encoders.layers import Builder, activation, dot_product_attention, run_layers
+from mer_jax.layers.batch_norm import MaskedBatchNorm
 
 # torch.nn.LayerNorm / GroupNorm's default epsilon, used by the conv feature extractor's norms.
 TORCH_NORM_EPS = 1e-5
@@ -60,7 +68,8 @@ class SpeechConfig:
     Fields with defaults exist in only some families: data2vec-audio configs lack `feat_extract_norm`
     and `do_stable_layer_norm` (its conv layers are always layer-normed and its Transformer post-norm),
     only HuBERT has `feat_proj_layer_norm` and `conv_pos_batch_norm`, only data2vec-audio
-    `conv_pos_kernel_size`. Adapters and HuBERT's batch-normed positional convolution are refused.
+    `conv_pos_kernel_size`; HuBERT has no `add_adapter` (nor `adapter_*`), and only wav2vec2's and
+    HuBERT's pre-norm layers read `adapter_attn_dim`.
     """
 
     hidden_size: int
@@ -88,6 +97,10 @@ class SpeechConfig:
     conv_pos_kernel_size: int = 19
     conv_pos_batch_norm: bool = False
     add_adapter: bool = False
+    output_hidden_size: int | None = None  # the adapter's width; None: hidden_size
+    adapter_kernel_size: int = 3
+    adapter_stride: int = 2
+    num_adapter_layers: int = 3
     adapter_attn_dim: int | None = None
 
     @classmethod
@@ -108,15 +121,24 @@ class SpeechConfig:
             raise ValueError(f"feat_extract_norm is {self.feat_extract_norm!r}; known: 'group', 'layer'")
         activation(self.hidden_act)
         activation(self.feat_extract_activation)
-        for name in ("add_adapter", "adapter_attn_dim", "conv_pos_batch_norm"):
-            if getattr(self, name):
-                raise NotImplementedError(f"{name}={getattr(self, name)!r} is not supported")
+
+    @property
+    def adapter_width(self) -> int:
+        return self.output_hidden_size or self.hidden_size
 
     def frame_lengths(self, num_samples):
-        """Frames the conv feature extractor makes of `num_samples` (an int or an integer array)."""
+        """Frames the conv feature extractor makes of `num_samples` (an int or an integer array): the
+        Transformer's frames."""
         for kernel, stride in zip(self.conv_kernel, self.conv_stride, strict=True):
             num_samples = (num_samples - kernel) // stride + 1
         return num_samples
+
+    def output_lengths(self, num_samples):
+        """Frames of the encoder's output: the Transformer's, shortened by the adapter's layers if it has one."""
+        frames = self.frame_lengths(num_samples)
+        for _ in range(self.num_adapter_layers if self.add_adapter else 0):
+            frames = (frames - 1) // self.adapter_stride + 1
+        return frames
 
 
 class SpeechBuilder(Builder):
@@ -127,9 +149,9 @@ class SpeechBuilder(Builder):
                              rngs=self.rngs)
 
     def conv(self, features_in: int, features_out: int, kernel_size: int, *, stride: int = 1, same: bool = False,
-             groups: int = 1, use_bias: bool = True) -> nnx.Conv:
-        """A Conv1d on (B, L, C), unpadded or, with `same`, padded by `same_padding`."""
-        padding = [same_padding(kernel_size)] if same else "VALID"
+             padding: int = 0, groups: int = 1, use_bias: bool = True) -> nnx.Conv:
+        """A Conv1d on (B, L, C), padded by `padding` on both sides or, with `same`, by `same_padding`."""
+        padding = [same_padding(kernel_size) if same else (padding, padding)]
         return nnx.Conv(features_in, features_out, kernel_size, stride, padding=padding, feature_group_count=groups,
                         use_bias=use_bias, dtype=self.dtype, kernel_init=HE_NORMAL, rngs=self.rngs)
 
@@ -218,15 +240,23 @@ class WeightNormConv1d(nnx.Module):
 
 class PositionalConvEmbedding(nnx.Module):
     """act(weight-normed grouped conv(x)) with kernel `num_conv_pos_embeddings`: wav2vec2's and HuBERT's
-    (and WavLM's) relative positional information, added to the frames."""
+    (and WavLM's) relative positional information, added to the frames; with `conv_pos_batch_norm`
+    (HuBERT), act(conv(batch norm(x))) with a plain convolution."""
 
     def __init__(self, b: SpeechBuilder):
         c: SpeechConfig = b.config
-        self.conv = WeightNormConv1d(c.hidden_size, c.num_conv_pos_embeddings, c.num_conv_pos_embedding_groups,
-                                     dtype=b.dtype, rngs=b.rngs)
+        kernel, groups = c.num_conv_pos_embeddings, c.num_conv_pos_embedding_groups
+        if c.conv_pos_batch_norm:
+            self.batch_norm = MaskedBatchNorm(c.hidden_size)
+            self.conv = b.conv(c.hidden_size, c.hidden_size, kernel, same=True, groups=groups)
+        else:
+            self.batch_norm = None
+            self.conv = WeightNormConv1d(c.hidden_size, kernel, groups, dtype=b.dtype, rngs=b.rngs)
         self.activation = activation(c.feat_extract_activation)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, frame_mask: jax.Array) -> jax.Array:
+        if self.batch_norm is not None:
+            x = self.batch_norm(x, frame_mask)
         return self.activation(self.conv(x))
 
 
@@ -272,22 +302,38 @@ class FeedForward(nnx.Module):
         return self.output_dropout(self.output_dense(self.intermediate_dropout(self.act(self.intermediate_dense(x)))))
 
 
+class AttentionAdapter(nnx.Module):
+    """MMS's per-layer bottleneck (transformers' `*AttnAdapterLayer`): LayerNorm, dense to
+    `adapter_attn_dim`, ReLU, dense back; its output is added after the feed-forward block."""
+
+    def __init__(self, b: SpeechBuilder):
+        c: SpeechConfig = b.config
+        self.norm = b.layer_norm(c.hidden_size)
+        self.linear_1 = b.dense(c.hidden_size, c.adapter_attn_dim)
+        self.linear_2 = b.dense(c.adapter_attn_dim, c.hidden_size)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.linear_2(jax.nn.relu(self.linear_1(self.norm(x))))
+
+
 class EncoderLayer(nnx.Module):
     """Attention and feed-forward blocks with residuals: LayerNorm after each residual (post-norm) or
-    before each block (pre-norm, `stable`)."""
+    before each block (pre-norm, `stable`, optionally followed by an `AttentionAdapter`)."""
 
-    def __init__(self, b: SpeechBuilder, attention: Attention, *, stable: bool):
+    def __init__(self, b: SpeechBuilder, attention: Attention, *, stable: bool, adapter: bool = False):
         self.attention = attention
         self.dropout = b.dropout(b.config.hidden_dropout)
         self.layer_norm = b.norm()
         self.feed_forward = FeedForward(b)
         self.final_layer_norm = b.norm()
+        self.adapter_layer = AttentionAdapter(b) if stable and adapter else None
         self.stable = stable
 
     def __call__(self, x: jax.Array, key_mask: jax.Array, **context) -> jax.Array:
         if self.stable:
             x = x + self.dropout(self.attention(self.layer_norm(x), key_mask, **context))
-            return x + self.feed_forward(self.final_layer_norm(x))
+            x = x + self.feed_forward(self.final_layer_norm(x))
+            return x if self.adapter_layer is None else x + self.adapter_layer(x)
         x = self.layer_norm(x + self.dropout(self.attention(x, key_mask, **context)))
         return self.final_layer_norm(x + self.feed_forward(x))
 
@@ -311,7 +357,7 @@ class TransformerEncoder(nnx.Module):
 
     def __call__(self, x: jax.Array, frame_mask: jax.Array, **context) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         x = jnp.where(frame_mask[..., None], x, 0)
-        x = x + self.pos_conv_embed(x)
+        x = x + self.pos_conv_embed(x, frame_mask)
         x = self.dropout(x if self.stable else self.layer_norm(x))
         keep = self.layerdrop(jnp.ones(len(self.layers))) > 0
         if self.keep_first:
@@ -324,20 +370,56 @@ class TransformerEncoder(nnx.Module):
         return (self.layer_norm(y) if self.stable else y), (x, *layer_outputs)
 
 
+class Adapter(nnx.Module):
+    """`add_adapter`: the Transformer's output, down-projected and layer-normed when `output_hidden_size`
+    differs from the hidden size, through `num_adapter_layers` convolutions (kernel `adapter_kernel_size`,
+    stride `adapter_stride`, padding 1) each followed by a GLU (transformers' `*Adapter`)."""
+
+    def __init__(self, b: SpeechBuilder):
+        c: SpeechConfig = b.config
+        width = c.adapter_width
+        if width != c.hidden_size:
+            self.proj = b.dense(c.hidden_size, width)
+            self.proj_layer_norm = b.layer_norm(width)
+        else:
+            self.proj = self.proj_layer_norm = None
+        self.layers = nnx.List([AdapterLayer(b) for _ in range(c.num_adapter_layers)])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.proj is not None:
+            x = self.proj_layer_norm(self.proj(x))
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class AdapterLayer(nnx.Module):
+    def __init__(self, b: SpeechBuilder):
+        c: SpeechConfig = b.config
+        self.conv = b.conv(c.adapter_width, 2 * c.adapter_width, c.adapter_kernel_size, stride=c.adapter_stride,
+                           padding=1)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jax.nn.glu(self.conv(x), axis=-1)
+
+
 @struct.dataclass
 class SpeechEncoderOutput:
     """What a speech encoder returns.
 
-    last_hidden_state: (B, F, H) final states; values at padded frames are unspecified.
-    frame_mask: (B, F) True at real frames.
+    last_hidden_state: (B, F', H') final states, after the adapter if the encoder has one (F' <= F,
+        H' = `output_hidden_size`); values at padded frames are unspecified.
+    frame_mask: (B, F') True at the real frames of last_hidden_state.
     hidden_states: with output_hidden_states, the first layer's input followed by each layer's output
-        (num_hidden_layers + 1 arrays), as transformers returns them; in the pre-norm order the last one
-        is before the final LayerNorm, so it differs from last_hidden_state.
+        (num_hidden_layers + 1 arrays of (B, F, H)), as transformers returns them; in the pre-norm order
+        the last one is before the final LayerNorm, so it differs from last_hidden_state.
+    hidden_states_mask: (B, F) True at the real frames of the hidden states (frame_mask without an adapter).
     """
 
     last_hidden_state: jax.Array
     frame_mask: jax.Array
     hidden_states: tuple[jax.Array, ...] | None = None
+    hidden_states_mask: jax.Array | None = None
 
 
 class SpeechEncoder(nnx.Module):
@@ -346,8 +428,10 @@ class SpeechEncoder(nnx.Module):
     Subclasses name the family (`model_type`, `base_model_prefix`) and may replace the positional
     embedding (`positional_embedding`) or a layer's attention (`attention`, given the layer's index:
     WavLM's first layer holds the relative position table), give every attention extra keyword
-    arguments (`attention_context`: WavLM's position bias, computed once for all layers), and
-    exempt the first layer from LayerDrop (`keep_first_layer`).
+    arguments (`attention_context`: WavLM's position bias, computed once for all layers),
+    exempt the first layer from LayerDrop (`keep_first_layer`), and go without MMS's per-layer
+    adapters (`attention_adapters`: WavLM's layers have none) or the output adapter (`output_adapter`:
+    HuBERT has none).
     """
 
     model_type: str
@@ -358,6 +442,8 @@ class SpeechEncoder(nnx.Module):
                                r"^layer_weights$", r"^quantizer\.", r"^project_(hid|q)\.", r"^tdnn\.",
                                r"^feature_extractor\.(weight|bias)$", r"^objective\.")
     keep_first_layer = False
+    attention_adapters = True
+    output_adapter = True
 
     def __init__(self, config: SpeechConfig, *, dtype=jnp.float32, rngs: nnx.Rngs):
         b = SpeechBuilder(config, dtype, rngs)
@@ -365,11 +451,13 @@ class SpeechEncoder(nnx.Module):
         self.hidden_size = config.hidden_size
         self.feature_extractor = FeatureEncoder(b)
         self.feature_projection = FeatureProjection(b)
-        stable = config.do_stable_layer_norm
+        stable, adapters = config.do_stable_layer_norm, bool(config.adapter_attn_dim) and self.attention_adapters
         self.encoder = TransformerEncoder(
             b, self.positional_embedding(b),
-            [EncoderLayer(b, self.attention(b, i), stable=stable) for i in range(config.num_hidden_layers)],
+            [EncoderLayer(b, self.attention(b, i), stable=stable, adapter=adapters)
+             for i in range(config.num_hidden_layers)],
             stable=stable, keep_first=self.keep_first_layer)
+        self.adapter = Adapter(b) if config.add_adapter and self.output_adapter else None
 
     def positional_embedding(self, b: SpeechBuilder) -> nnx.Module:
         return PositionalConvEmbedding(b)
@@ -383,20 +471,25 @@ class SpeechEncoder(nnx.Module):
         del num_frames
         return {}
 
-    def frame_mask(self, attention_mask: jax.Array | None, num_frames: int, batch: int) -> jax.Array:
-        """(B, F) real frames of right-padded waveforms whose real samples `attention_mask` marks."""
-        if attention_mask is None:
-            return jnp.ones((batch, num_frames), bool)
-        lengths = self.config.frame_lengths(attention_mask.astype(jnp.int32).sum(-1))
-        return jnp.arange(num_frames)[None] < lengths[:, None]
-
     def __call__(self, input_values: jax.Array, attention_mask: jax.Array | None = None,
                  output_hidden_states: bool = False) -> SpeechEncoderOutput:
+        samples = None if attention_mask is None else attention_mask.astype(jnp.int32).sum(-1)
+
+        def real(frames: jax.Array, lengths) -> jax.Array:
+            """(B, F) real frames of right-padded waveforms of `samples` real samples, F = frames.shape[1]."""
+            if samples is None:
+                return jnp.ones(frames.shape[:2], bool)
+            return jnp.arange(frames.shape[1])[None] < lengths(samples)[:, None]
+
         features = self.feature_extractor(input_values)
-        mask = self.frame_mask(attention_mask, features.shape[1], features.shape[0])
+        mask = real(features, self.config.frame_lengths)
         x, hidden_states = self.encoder(self.feature_projection(features), mask,
                                         **self.attention_context(features.shape[1]))
-        return SpeechEncoderOutput(x, mask, hidden_states if output_hidden_states else None)
+        output_mask = mask
+        if self.adapter is not None:
+            x = self.adapter(x)
+            output_mask = real(x, self.config.output_lengths)
+        return SpeechEncoderOutput(x, output_mask, hidden_states if output_hidden_states else None, mask)
 
 
 @dataclasses.dataclass(frozen=True)

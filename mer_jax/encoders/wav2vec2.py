@@ -31,6 +31,7 @@ class HubertEncoder(SpeechEncoder):
 
     model_type = "hubert"
     base_model_prefix = "hubert"
+    output_adapter = False  # HubertModel has no `add_adapter`
 
 
 class Data2VecAudioPositionalConvLayer(nnx.Module):
@@ -53,7 +54,8 @@ class Data2VecAudioPositionalConvEmbedding(nnx.Module):
     def __init__(self, b: SpeechBuilder):
         self.layers = nnx.List([Data2VecAudioPositionalConvLayer(b) for _ in range(b.config.num_conv_pos_embeddings)])
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, frame_mask: jax.Array) -> jax.Array:
+        del frame_mask  # the padded frames are zero already
         for layer in self.layers:
             x = layer(x)
         return x

@@ -82,6 +82,7 @@ class WavLMEncoder(SpeechEncoder):
     model_type = "wavlm"
     base_model_prefix = "wavlm"
     keep_first_layer = True
+    attention_adapters = False
 
     def attention(self, b: SpeechBuilder, index: int) -> WavLMAttention:
         return WavLMAttention(b, has_relative_position_bias=index == 0)

@@ -5,8 +5,6 @@
 * `ResidualEnhancement`: the two-stage refinement of an attention output (Eq. 6-8): a global
   compression (masked mean over utterances -> 1x1 convolution -> batch norm -> LeakyReLU) broadcast
   back over the utterances, then ``Q + A_conv + FFN(A_conv)`` with a pre-norm position-wise FFN.
-* `MaskedBatchNorm`: batch norm whose statistics come from the real entries only, so padding and
-  all-padding dialogues never move them.
 * `InteractionPath`: one of the four parallel paths (tt, aa, at, ta): attention then enhancement.
 """
 
@@ -17,6 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mer_jax.encoders.layers import dot_product_attention
+from mer_jax.layers.batch_norm import MaskedBatchNorm
 from mer_jax.layers.dense import Dense
 from mer_jax.layers.dropout import Dropout
 from mer_jax.layers.pooling import masked_mean
@@ -35,38 +34,6 @@ def masked_attention(query: jax.Array, key: jax.Array, value: jax.Array, mask: j
     out, weights = dot_product_attention(query[:, :, None], key[:, :, None], value[:, :, None], mask,
                                          scale=query.shape[-1] ** -0.5)
     return out[:, :, 0], weights[:, 0]
-
-
-class MaskedBatchNorm(nnx.Module):
-    """Batch norm over the rows of (N, d) where ``mask`` (N,) is True, with PyTorch's conventions.
-
-    Train mode normalises with the biased mean/variance of the real rows and moves the running
-    averages by ``momentum`` (0.1, as torch) towards them, the variance unbiased (n / (n - 1)); a
-    batch with no real row leaves them unchanged. Eval mode (``use_running_average``, set by
-    ``model.eval()``) normalises with the running averages.
-    """
-
-    def __init__(self, features: int, *, momentum: float = 0.1, epsilon: float = 1e-5,
-                 use_running_average: bool = False):
-        self.momentum, self.epsilon, self.use_running_average = momentum, epsilon, use_running_average
-        self.scale = nnx.Param(jnp.ones(features))
-        self.bias = nnx.Param(jnp.zeros(features))
-        self.mean = nnx.BatchStat(jnp.zeros(features))
-        self.var = nnx.BatchStat(jnp.ones(features))
-
-    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
-        if self.use_running_average:
-            mean, var = self.mean[...], self.var[...]
-        else:
-            real = mask.astype(bool)[:, None]
-            count = real.sum()
-            mean = jnp.where(real, x, 0.0).sum(0) / jnp.maximum(count, 1)
-            var = jnp.where(real, jnp.square(x - mean), 0.0).sum(0) / jnp.maximum(count, 1)
-            unbiased = var * count / jnp.maximum(count - 1, 1)
-            m = self.momentum
-            self.mean[...] = jnp.where(count > 0, (1 - m) * self.mean[...] + m * mean, self.mean[...])
-            self.var[...] = jnp.where(count > 0, (1 - m) * self.var[...] + m * unbiased, self.var[...])
-        return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * self.scale[...] + self.bias[...]
 
 
 class GlobalCompression(nnx.Module):

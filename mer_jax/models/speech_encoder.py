@@ -10,6 +10,7 @@ from flax import nnx
 from mer_jax.data.audio import SAMPLE_RATE
 from mer_jax.encoders import from_pretrained, load_preprocessor
 from mer_jax.encoders.speech import SpeechEncoder
+from mer_jax.layers.batch_norm import MaskedBatchNorm
 from mer_jax.layers.pooling import length_mask
 
 NO_DROPOUT = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
@@ -47,13 +48,18 @@ class SpeechBranch(nnx.Module):
             states = sum(w * h for w, h in zip(weights, out.hidden_states))
         else:
             states = out.hidden_states[self.layer]
-        return states, out.frame_mask
+        return states, out.hidden_states_mask
 
 
 def build_speech_branch(audio, *, dtype: str, frozen: bool, rngs: nnx.Rngs) -> SpeechBranch:
     """The checkpoint ``audio.encoder`` (folder or hub id) in our Flax port, computing in `dtype`; a frozen
-    encoder runs without dropout or LayerDrop, as a fixed feature extractor."""
+    encoder runs without dropout or LayerDrop and with its batch norms' running averages, as a fixed
+    feature extractor."""
     encoder, _ = from_pretrained(audio.encoder, dtype=jnp.dtype(dtype), rngs=rngs, **(NO_DROPOUT if frozen else {}))
+    if frozen:  # batch norms (HuBERT's positional one) keep their running averages in training too
+        for _, module in nnx.iter_modules(encoder):
+            if isinstance(module, MaskedBatchNorm):
+                module.frozen = True
     preprocessor = load_preprocessor(audio.encoder)
     if preprocessor.sampling_rate != SAMPLE_RATE:
         raise ValueError(f"audio.encoder = {audio.encoder!r} expects {preprocessor.sampling_rate} Hz audio; mer_jax "
