@@ -139,6 +139,23 @@ def test_finetuned_text_never_sees_test_labels_and_is_cached(demo, demo_root, tm
         uf.utterance_vectors(config, data, split, tmp_path / "run")
 
 
+def test_finetuned_hidden_is_the_extractors_classifier_input(demo, demo_root, tmp_path):
+    """The extractor's classifier applied to the ``finetuned_hidden`` vectors gives its own logits."""
+    data, split = demo
+    config = _config(demo_root, tmp_path / "cache", text="finetuned_hidden")
+    config.model.modalities = "text"
+    vectors = uf.utterance_vectors(config, data, split, tmp_path / "run")["text"]
+    assert vectors.shape == (len(data.utterances), 16) and (vectors >= 0).all() and (vectors > 0).any()  # ReLU'd
+    from transformers import AutoTokenizer
+
+    extractor, folder = uf.extractor_config(config, "text"), tmp_path / "run" / "extractors" / "text"
+    model = loop.load_best(extractor, folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+    examples = uf.examples_of(extractor, data, np.arange(len(data.utterances)), tokenizer)
+    logits = uf.model_outputs(model, examples, "logits", 8)
+    np.testing.assert_allclose(np.asarray(model.classifier(vectors)), logits, rtol=1e-5, atol=1e-5)
+
+
 def test_bilstm_audio_learns_from_training_labels_and_resumes(demo, demo_root, tmp_path, monkeypatch):
     """The audio extractor's vectors depend on the training labels (so the test above can fail); a rerun
     without its cache entry finds the finished extractor and trains no further epoch."""

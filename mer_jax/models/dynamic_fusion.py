@@ -113,7 +113,8 @@ class DynamicFusion(EmotionModel):
         speech encoder), input_ids, attention_mask; the
         cross-modal ``attention`` weights (B, heads, queries, tokens) of the fused model; and utterance
         vectors for other models (LPGNet's features): ``audio_mean`` (mean BiLSTM state; ``audio_mask`` its
-        real frames), ``text_cls`` and ``text_mean`` (the encoder's first-token state and mean token state)."""
+        real frames), ``text_cls`` and ``text_mean`` (the encoder's first-token state and mean token state),
+        ``hidden`` (the classifier's input, (B, d_model))."""
         outputs = {}
         if self.speech is not None:
             states, audio_mask = self.speech(batch["waveform"], batch["waveform_length"])
@@ -145,7 +146,7 @@ class DynamicFusion(EmotionModel):
             attended, outputs["attention"] = self.cross_attention(query, text, text_mask)
             pooled = self.fusion_norm(query + self.dropout(attended))[:, 0]
         hidden = self.dropout(jax.nn.relu(self.hidden(self.dropout(pooled))))
-        return {"logits": self.classifier(hidden), **outputs}
+        return {"logits": self.classifier(hidden), "hidden": hidden, **outputs}
 
 
 

@@ -100,7 +100,8 @@ def _vector_sources(config) -> set[str]:
 # LPGNet's utterance features (papers/lpgnet.md, Section 4.2), computed per fold from its training part.
 UTTERANCE_FEATURES = dict(
     # finetuned_cls | finetuned_mean: text.encoder fine-tuned on the utterance task (the paper: BERT-base,
-    # [CLS]); frozen_cls | frozen_mean: the encoder as it is
+    # [CLS]); finetuned_hidden: that model's classifier input (extractor_d_model wide, after its
+    # projection and hidden layer); frozen_cls | frozen_mean: the encoder as it is
     text="finetuned_cls",
     # emotion2vec: 768-dim utterance vectors from audio_dir/<utterance id>.npy (the paper's);
     # bilstm: the mean BiLSTM state of the audio-only utterance model; mfcc_stats: MFCC mean and std;
@@ -122,7 +123,7 @@ UTTERANCE_FEATURES = dict(
     cross_fit_folds=0,
 )
 
-TEXT_FEATURES = ("finetuned_cls", "finetuned_mean", "frozen_cls", "frozen_mean")
+TEXT_FEATURES = ("finetuned_cls", "finetuned_mean", "finetuned_hidden", "frozen_cls", "frozen_mean")
 AUDIO_FEATURES = ("bilstm", "mfcc_stats", "emotion2vec", "speech_frozen", "speech_finetuned")
 
 

@@ -7,8 +7,9 @@ embeddings). ``config.utterance_features`` picks how each is made:
 text
   ``finetuned_cls`` / ``finetuned_mean``: train the utterance-level dynamic-fusion model, text only,
   with ``text.encoder`` (the paper's fine-tuned BERT), then read its encoder's first-token state /
-  mean of real-token states. ``frozen_cls`` / ``frozen_mean``: the pretrained ``text.encoder`` as it
-  is (no training), same pooling.
+  mean of real-token states; ``finetuned_hidden``: that model's classifier input instead (its
+  ``extractor_d_model``-wide hidden layer, one linear map from its logits). ``frozen_cls`` /
+  ``frozen_mean``: the pretrained ``text.encoder`` as it is (no training), first-token or mean pooling.
 audio
   ``bilstm``: train the dynamic-fusion model, audio only (MFCC -> BiLSTM), and read its mean BiLSTM
   state. ``mfcc_stats``: each utterance's MFCC mean and standard deviation over its frames (the
@@ -88,7 +89,7 @@ def utterance_vectors(config, data: ExperimentData, split: Split, workdir: pathl
 def text_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> np.ndarray:
     """(n, hidden) text vectors of every utterance, as ``utterance_features.text`` says."""
     feature = config.utterance_features.text
-    pooling = feature.split("_")[1]  # cls | mean
+    pooling = feature.split("_")[1]  # cls | mean | hidden
     corpus = [(u.utterance_id, u.transcript) for u in data.utterances]
     if feature.startswith("frozen"):
         if config.text.encoder == SMALL_TRANSFORMER or tokenizer_name(config.text) == WORDS:
@@ -100,7 +101,8 @@ def text_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Pa
                "max_tokens": config.features.max_tokens, "context_turns": config.text.context_turns,
                "pooling": pooling, "utterances": corpus}
         return _cached(config, feature, key, lambda: frozen_text_vectors(config, data, pooling))
-    return _trained_vectors(config, data, split, workdir, "text", f"text_{pooling}", feature, corpus)
+    output = "hidden" if pooling == "hidden" else f"text_{pooling}"
+    return _trained_vectors(config, data, split, workdir, "text", output, feature, corpus)
 
 
 def audio_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> np.ndarray:
