@@ -71,7 +71,7 @@ def test_the_emodb_recipe_is_the_baseline_plus_its_recipe():
 
     base, recipe = emodb_audio_loso.get_config(), emodb_audio_recipe.get_config()
     assert (recipe.features.frames, recipe.features.deltas, recipe.augment.speeds, recipe.augment.freq_masks,
-            recipe.augment.time_masks, recipe.train.class_weights, recipe.train.epochs) == (
-        "logmel", 2, (0.9, 1.1), 2, 2, "balanced", 25)
+            recipe.augment.time_masks, recipe.train.class_weights, recipe.train.epochs, recipe.train.seeds) == (
+        "logmel", 2, (0.9, 1.1), 2, 2, "balanced", 25, 2)
     for section in ("data", "split", "model"):  # same data, protocol and model
         assert recipe[section].to_dict() == base[section].to_dict()
