@@ -40,3 +40,23 @@ def test_installed_package_trains_from_another_folder(demo_root, tmp_path):
                               env=env, capture_output=True, text=True)
     assert imported.stdout.startswith(str(site)), imported.stdout  # the installed copy ran, not the repository
     shutil.rmtree(site)
+
+
+def test_models_steps_and_benchmarks_import_without_tensorflow_or_audio_decoders():
+    """The GPU images people benchmark on (and the project's device machines) often lack TensorFlow,
+    soundfile and librosa: models, steps, objectives and every benchmark must import without them."""
+    blocked = ("tensorflow", "tensorflow_datasets", "soundfile", "librosa")
+    code = "\n".join([
+        "import runpy, sys",
+        f"for name in {blocked!r}: sys.modules[name] = None  # importing any of them now raises ImportError",
+        "import mer_jax.models.registry, mer_jax.training.steps, mer_jax.training.objectives",
+        "import mer_jax.training.optimizer, mer_jax.training.checkpoints, mer_jax.evaluation.metrics",
+        "sys.path.insert(0, 'benchmarks')",
+        "for script in sorted(__import__('glob').glob('benchmarks/*.py')):",
+        "    sys.argv = [script, '--help']",
+        "    try: runpy.run_path(script, run_name='__main__')",
+        "    except SystemExit as e: assert e.code == 0, (script, e.code)",
+    ])
+    env = dict(os.environ, USE_TF="0", JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import soundfile as sf
 
 SAMPLE_RATE = 16_000
 RECORD_SCHEME = "tfds:"
@@ -22,6 +21,8 @@ def audio_problem(path) -> str | None:
     """
     if not os.path.exists(path):
         return "audio file is missing"
+    import soundfile as sf  # noqa: PLC0415 (decoding only: models and benchmarks import this room without it)
+
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
@@ -38,6 +39,8 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """
     if str(path).startswith(RECORD_SCHEME):
         return _resampled(next(waveforms([str(path)])), SAMPLE_RATE, sample_rate)
+    import soundfile as sf  # noqa: PLC0415
+
     try:
         wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
