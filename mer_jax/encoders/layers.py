@@ -44,6 +44,17 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "swish": jax.nn.silu,
     "mish": jax.nn.mish,
     "tanh": jnp.tanh,
+    "gelu_accurate": _tanh_gelu,
+    "gelu_python_tanh": _tanh_gelu,
+    "gelu_10": lambda x: jnp.clip(_exact_gelu(x), -10.0, 10.0),
+    "hardswish": jax.nn.hard_swish,
+    "laplace": lambda x: 0.5 * (1.0 + jax.lax.erf((x - 0.707107) / (0.282095 * math.sqrt(2.0)))),
+    "leaky_relu": jax.nn.leaky_relu,  # slope 0.01, as torch.nn.LeakyReLU()
+    "linear": lambda x: x,
+    "relu2": lambda x: jnp.square(jax.nn.relu(x)),
+    "relu6": jax.nn.relu6,
+    "sigmoid": jax.nn.sigmoid,
+    "sqrtsoftplus": lambda x: jnp.sqrt(jax.nn.softplus(x)),
 }
 
 
