@@ -155,10 +155,11 @@ def build_trainable(config, fold: FoldData) -> Trainable:
     params, other = sharding.replicate((stack([s.params for s in splits]), stack([s.other for s in splits])), mesh)
     del splits
     train_step = make_train_step(split, optimizer, make_objective(config.objective),
-                                 frozen=jax.tree.map(lambda g: g in frozen, groups) if frozen else None)
+                                 frozen=jax.tree.map(lambda g: g in frozen, groups) if frozen else None,
+                                 state_sharding=sharding.replicated(mesh))
     n = config.train.seeds
-    state = loop_state(params, other, jax.jit(jax.vmap(optimizer.init))(params), epoch=0, best=np.full(n, -1.0),
-                       best_epoch=np.zeros(n))
+    opt_state = sharding.replicate(jax.jit(jax.vmap(optimizer.init))(params), mesh)
+    state = loop_state(params, other, opt_state, epoch=0, best=np.full(n, -1.0), best_epoch=np.zeros(n))
     return Trainable(split, train_step, make_eval_step(split, seeds=True), mesh, steps_per_epoch, state)
 
 

@@ -79,13 +79,16 @@ def accuracy(logits: jax.Array, batch: dict) -> jax.Array:
     return correct.sum() / jnp.maximum(batch["weight"].sum(), 1.0)
 
 
-def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, objective, *, frozen=None):
+def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, objective, *, frozen=None,
+                    state_sharding: jax.sharding.Sharding | None = None):
     """(params, other, opt_state, batch, key) -> (params, other, opt_state, measurements), every argument
     and result with a leading seed axis (keys (N,), batches (N, B, ...)).
 
     `objective` maps (outputs, batch) to (loss, terms); every term is measured. `frozen` (a tree like
     params, True where a parameter is frozen) stops gradients into those: a static encoder costs no
-    backward pass.
+    backward pass. `state_sharding` (e.g. replicated over the data mesh) places the updated state as
+    the state that comes in: left to XLA, the outputs' shardings can differ from the inputs' (a seed
+    axis split over ``data``), and the step then compiles a second time on its second call.
     """
 
     def loss_fn(params, other, batch, key):
@@ -102,7 +105,8 @@ def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, 
         return params, other, opt_state, {"loss": loss, **terms, "accuracy": accuracy(logits, batch),
                                           "grad_norm": optax.tree.norm(grads)}
 
-    return jax.jit(jax.vmap(one_seed), donate_argnums=(0, 1, 2))
+    out_shardings = None if state_sharding is None else (state_sharding,) * 3 + (None,)
+    return jax.jit(jax.vmap(one_seed), donate_argnums=(0, 1, 2), out_shardings=out_shardings)
 
 
 def make_eval_step(split: SplitModel, *, seeds: bool = False):
