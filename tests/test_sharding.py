@@ -1,9 +1,19 @@
-"""Data parallelism: a train step on 4 (simulated CPU) devices gives the parameters of the 1-device step."""
+"""Data parallelism: a train step on 4 (simulated CPU) devices gives the parameters of the 1-device step;
+the step compiles once per batch shape."""
 
 import os
 import subprocess
 import sys
 import textwrap
+
+import jax
+import numpy as np
+
+from mer_jax.config import base_config
+from mer_jax.data.examples import numpy_batches
+from mer_jax.training import sharding
+from mer_jax.training.experiment import load_experiment_data
+from mer_jax.training.loop import build_trainable, prepare_fold_data
 
 SCRIPT = textwrap.dedent("""
     import jax, numpy as np
@@ -54,15 +64,6 @@ def test_four_devices_give_the_same_parameters_as_one():
 def test_the_train_step_compiles_once_per_batch_shape(demo_root, tmp_path):
     """The habit "no recompiles after the first step": the state a step returns is placed like the state
     it took, so its second call reuses the first call's program (it once compiled twice, 10 s on MELD)."""
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
-    from mer_jax.config import base_config  # noqa: PLC0415
-    from mer_jax.data.examples import numpy_batches  # noqa: PLC0415
-    from mer_jax.training import sharding  # noqa: PLC0415
-    from mer_jax.training.experiment import load_experiment_data  # noqa: PLC0415
-    from mer_jax.training.loop import build_trainable, prepare_fold_data  # noqa: PLC0415
-
     config = base_config()
     config.data.update(root=str(demo_root), cache_dir=str(tmp_path / "cache"))
     config.split.protocol = "holdout"
