@@ -153,10 +153,9 @@ class EmotionRecognizer:
         encoder = None
         if (folder / TEXT_ENCODER / "config.json").exists():  # a pretrained encoder, rebuilt from its config
             dtype = config.text.dtype if config.model.dtype == "float32" else config.model.dtype
-            no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
             encoder = from_config(json.loads((folder / TEXT_ENCODER / "config.json").read_text()), dtype=jnp.dtype(dtype),
                                   rngs=model_rngs(0), add_pooler=any(n.startswith("params/text_encoder/pooler/")
-                                                                      for n in arrays), **no_dropout)
+                                                                      for n in arrays), dropout=False)
         sizes = json.loads((folder / SIZES).read_text())
         split = SplitModel.of(build_model(config, sizes, text_encoder=encoder), config.model.dtype)
         params = _filled(split.params, {n[len("params/"):]: a for n, a in arrays.items() if n.startswith("params/")},

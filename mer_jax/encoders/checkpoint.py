@@ -1,7 +1,8 @@
 """Hugging Face checkpoints: find the folder, read its tensors, and load them strictly into an encoder.
 
 A folder holds `config.json` and the weights as `model.safetensors`, `pytorch_model.bin` (needs
-PyTorch), or either one sharded with an `*.index.json`. A name that is not a local folder is taken
+PyTorch), or either one sharded with an `*.index.json`; a FunASR folder (emotion2vec.py) holds
+`config.yaml` and `model.pt`. A name that is not a local folder is taken
 as a hub id and fetched with `huggingface_hub.snapshot_download`; nothing else touches the network.
 
 Loading is strict. Each Flax parameter has exactly one checkpoint name, derived from the encoder's
@@ -31,8 +32,10 @@ log = logging.getLogger(__name__)
 
 # Downloaded for a hub id: config, tokenizer files and safetensors weights; PyTorch weights only
 # when the repository has no safetensors.
-HUB_PATTERNS = ["*.json", "*.txt", "*.model", "model*.safetensors"]
-HUB_TORCH_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
+HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.yaml", "model*.safetensors"]
+HUB_TORCH_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json", "model.pt"]
+# Keys under which PyTorch training checkpoints nest their state dict (FunASR's loader unwraps these).
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
 
 LEAF_NAMES = {"kernel": "weight", "scale": "weight", "embedding": "weight", "bias": "bias",
               "mean": "running_mean", "var": "running_var",
@@ -76,7 +79,9 @@ def weight_files(folder: Path) -> list[Path]:
         if (folder / index).is_file():
             shards = sorted(set(json.loads((folder / index).read_text())["weight_map"].values()))
             return [folder / shard for shard in shards]
-    raise FileNotFoundError(f"{folder} has no model.safetensors or pytorch_model.bin (nor a sharded index)")
+    if (folder / "model.pt").is_file():
+        return [folder / "model.pt"]
+    raise FileNotFoundError(f"{folder} has no model.safetensors, pytorch_model.bin (nor a sharded index) or model.pt")
 
 
 def read_tensors(folder: str | Path) -> dict[str, np.ndarray]:
@@ -89,11 +94,29 @@ def read_tensors(folder: str | Path) -> dict[str, np.ndarray]:
             with safe_open(file, framework="flax") as f:
                 tensors.update({name: np.asarray(f.get_tensor(name)) for name in f.keys()})
         else:
-            import torch
-
-            state = torch.load(file, map_location="cpu", weights_only=True)
-            tensors.update({name: (t.float() if t.dtype == torch.bfloat16 else t).numpy() for name, t in state.items()})
+            tensors.update(read_torch_file(file))
     return tensors
+
+
+def read_torch_file(file: Path) -> dict[str, np.ndarray]:
+    """The tensors of a PyTorch file: a state dict, possibly nested under `STATE_DICT_KEYS`. Only tensors
+    are unpickled (`weights_only`): a training checkpoint holding other Python objects is refused."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{file} holds Python objects besides tensors, which mer_jax does not unpickle; if you "
+                         f"trust it, save its state dict alone: torch.save(torch.load(path, weights_only=False)"
+                         f"['model'], path) ({str(error).splitlines()[0]})") from None
+    while isinstance(state, dict) and (key := next((k for k in STATE_DICT_KEYS if k in state), None)):
+        state = state[key]
+    bad = [name for name, t in state.items() if not isinstance(t, torch.Tensor)] if isinstance(state, dict) else [""]
+    if bad:
+        raise ValueError(f"{file} is not a state dict of tensors (e.g. {bad[0]!r})")
+    return {name: (t.float() if t.dtype == torch.bfloat16 else t).numpy() for name, t in state.items()}
 
 
 def canonical_names(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -1,5 +1,6 @@
 """Build a text or speech encoder by Hugging Face `model_type`: randomly initialised from a config, or
-from a pretrained checkpoint folder / hub id, plus its tokenizer (text) or waveform preprocessor (speech)."""
+from a pretrained checkpoint folder / hub id, plus its tokenizer (text) or waveform preprocessor (speech).
+A FunASR emotion2vec folder (config.yaml and model.pt) loads the same way."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mer_jax.encoders.bert import BertConfig, BertEncoder
+from mer_jax.encoders import emotion2vec
 from mer_jax.encoders.checkpoint import canonical_names, load_weights, read_tensors, resolve
 from mer_jax.encoders.deberta import DebertaV2Config, DebertaV2Encoder
+from mer_jax.encoders.emotion2vec import Emotion2vecConfig, Emotion2vecEncoder
 from mer_jax.encoders.speech import SpeechConfig, WaveformPreprocessor
 from mer_jax.encoders.wav2vec2 import Data2VecAudioEncoder, HubertEncoder, Wav2Vec2Encoder
 from mer_jax.encoders.wavlm import WavLMConfig, WavLMEncoder
@@ -43,44 +46,66 @@ def as_hf_config(config):
     return config
 
 
-def encoder_config(config, **overrides):
-    """Our frozen config for `config` (a transformers config or dict), with field overrides, e.g.
-    `hidden_dropout_prob=0.0` (text) or `hidden_dropout=0.0` (speech)."""
-    config = as_hf_config(config)
-    if config.model_type not in ENCODERS:
-        raise ValueError(f"model_type {config.model_type!r} is not supported; known: {sorted(ENCODERS)}")
-    config_cls, _ = ENCODERS[config.model_type]
-    return dataclasses.replace(config_cls.from_hf(config), **overrides)
+def without_dropout(config):
+    """`config` with every dropout, LayerDrop and drop-path rate zero: a fixed feature extractor."""
+    return dataclasses.replace(config, **{f.name: 0.0 for f in dataclasses.fields(config)
+                                          if "drop" in f.name and isinstance(getattr(config, f.name), float)})
 
 
-def from_config(config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooler: bool = True, **overrides) -> nnx.Module:
-    """A randomly initialised encoder for a transformers config (or `config.json` dict).
+def encoder_config(config, *, dropout: bool = True, **overrides):
+    """Our frozen config for `config` (a transformers config or dict, or an `Emotion2vecConfig`), with
+    field overrides, e.g. `hidden_dropout_prob=0.1` (text) or `hidden_dropout=0.1` (speech); without
+    `dropout`, every dropout rate is zero."""
+    if isinstance(config, Emotion2vecConfig):
+        ours = config
+    else:
+        config = as_hf_config(config)
+        if config.model_type not in ENCODERS:
+            raise ValueError(f"model_type {config.model_type!r} is not supported; known: {sorted(ENCODERS)}")
+        ours = ENCODERS[config.model_type][0].from_hf(config)
+    ours = dataclasses.replace(ours, **overrides)
+    return ours if dropout else without_dropout(ours)
+
+
+def from_config(config, *, dtype=jnp.float32, rngs: nnx.Rngs, add_pooler: bool = True, dropout: bool = True,
+                **overrides) -> nnx.Module:
+    """A randomly initialised encoder for a transformers config (or `config.json` dict, or an
+    `Emotion2vecConfig`).
 
     `dtype` is the compute dtype (parameters stay float32); `add_pooler` applies to BERT;
-    `overrides` replace config fields, typically the dropout rates. As any NNX module, it starts in
-    training mode (dropout active).
+    `overrides` replace config fields, typically the dropout rates, and `dropout=False` zeroes them
+    all. As any NNX module, it starts in training mode (dropout active).
     """
-    ours = encoder_config(config, **overrides)
+    ours = encoder_config(config, dropout=dropout, **overrides)
+    if isinstance(ours, Emotion2vecConfig):
+        return Emotion2vecEncoder(ours, dtype=dtype, rngs=rngs)
     encoder_cls = ENCODERS[as_hf_config(config).model_type][1]
     extra = {"add_pooler": add_pooler} if encoder_cls is BertEncoder else {}
     return encoder_cls(ours, dtype=dtype, rngs=rngs, **extra)
 
 
 def from_pretrained(name_or_path: str | Path, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None,
-                    revision: str | None = None, **overrides):
-    """Load a Hugging Face checkpoint of a model type in `ENCODERS`; returns `(encoder, transformers_config)`.
+                    revision: str | None = None, dropout: bool = True, **overrides):
+    """Load a Hugging Face checkpoint of a model type in `ENCODERS`, or a FunASR emotion2vec folder;
+    returns `(encoder, config)`: the transformers config, or the `Emotion2vecConfig`.
 
     `name_or_path` is a local folder or a hub id. Every checkpoint tensor must be used or be a known
     head (see checkpoint.py). BERT checkpoints without pooler weights give an encoder without a
-    pooler. `rngs` seeds dropout (default `nnx.Rngs(0)`). Like Hugging Face, the encoder is returned
-    in eval mode; call `.train()` to fine-tune with dropout.
+    pooler. `rngs` seeds dropout (default `nnx.Rngs(0)`); `dropout` and `overrides` as in
+    `from_config`. Like Hugging Face, the encoder is returned in eval mode; call `.train()` to
+    fine-tune with dropout.
     """
     folder = resolve(name_or_path, revision)
-    config = _transformers().AutoConfig.from_pretrained(folder)
     tensors = read_tensors(folder)
+    if emotion2vec.is_funasr_folder(folder):
+        config = emotion2vec.read_config(folder)
+        tensors = emotion2vec.upgrade_tensors(tensors)
+    else:
+        config = _transformers().AutoConfig.from_pretrained(folder)
     # BERT only (ignored otherwise): sentence-embedding checkpoints may come without a pooler.
     has_pooler = "pooler.dense.weight" in canonical_names(tensors, BertEncoder.base_model_prefix)
-    encoder = from_config(config, dtype=dtype, rngs=rngs or nnx.Rngs(0), add_pooler=has_pooler, **overrides)
+    encoder = from_config(config, dtype=dtype, rngs=rngs or nnx.Rngs(0), add_pooler=has_pooler, dropout=dropout,
+                          **overrides)
     load_weights(encoder, tensors)
     encoder.eval()
     return encoder, config
@@ -92,6 +117,9 @@ def load_tokenizer(name_or_path: str | Path, revision: str | None = None):
 
 
 def load_preprocessor(name_or_path: str | Path, revision: str | None = None) -> WaveformPreprocessor:
-    """A speech checkpoint's waveform preprocessing, from its `preprocessor_config.json` (same folder /
-    hub id resolution)."""
-    return WaveformPreprocessor.from_folder(resolve(name_or_path, revision))
+    """A speech checkpoint's waveform preprocessing, from its `preprocessor_config.json` or, for
+    emotion2vec, its config.yaml (same folder / hub id resolution)."""
+    folder = resolve(name_or_path, revision)
+    if emotion2vec.is_funasr_folder(folder):
+        return emotion2vec.preprocessor(emotion2vec.read_config(folder))
+    return WaveformPreprocessor.from_folder(folder)

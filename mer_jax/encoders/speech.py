@@ -496,11 +496,12 @@ class SpeechEncoder(nnx.Module):
 class WaveformPreprocessor:
     """transformers' `Wav2Vec2FeatureExtractor` (a checkpoint's `preprocessor_config.json`) on raw waveforms:
     right-padding with `padding_value`, the real-sample mask, and with `do_normalize` each utterance
-    scaled to zero mean and unit variance over its real samples."""
+    scaled to zero mean and unit variance over its real samples: (w - mean) / sqrt(var + `epsilon`)."""
 
     sampling_rate: int = 16000
     do_normalize: bool = True
     padding_value: float = 0.0
+    epsilon: float = 1e-7
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "WaveformPreprocessor":
@@ -512,7 +513,7 @@ class WaveformPreprocessor:
         if kind != "Wav2Vec2FeatureExtractor" or values.get("feature_size", 1) != 1:
             raise ValueError(f"{file}: {kind} with feature_size {values.get('feature_size')} is not supported; "
                              "only Wav2Vec2FeatureExtractor on mono waveforms (feature_size 1)")
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in dataclasses.fields(cls)} - {"epsilon"}
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def __call__(self, waveforms, sampling_rate: int, length: int | None = None) -> dict[str, np.ndarray]:
@@ -532,6 +533,6 @@ class WaveformPreprocessor:
         values = np.full((len(waveforms), length), self.padding_value, np.float32)
         mask = np.zeros((len(waveforms), length), np.int32)
         for row, w in enumerate(waveforms):
-            values[row, :len(w)] = (w - w.mean()) / np.sqrt(w.var() + 1e-7) if self.do_normalize else w
+            values[row, :len(w)] = (w - w.mean()) / np.sqrt(w.var() + self.epsilon) if self.do_normalize else w
             mask[row, :len(w)] = 1
         return {"input_values": values, "attention_mask": mask}

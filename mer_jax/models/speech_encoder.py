@@ -1,5 +1,5 @@
 """The audio branch's speech encoder, as the config's ``audio`` section names it: a pretrained wav2vec2,
-HuBERT, WavLM or data2vec-audio model over the raw waveform, its layers mixed as SUPERB does."""
+HuBERT, WavLM, data2vec-audio or emotion2vec model over the raw waveform, its layers mixed as SUPERB does."""
 
 from __future__ import annotations
 
@@ -9,25 +9,24 @@ from flax import nnx
 
 from mer_jax.data.audio import SAMPLE_RATE
 from mer_jax.encoders import from_pretrained, load_preprocessor
+from mer_jax.encoders.emotion2vec import Emotion2vecEncoder
 from mer_jax.encoders.speech import SpeechEncoder
 from mer_jax.layers.batch_norm import MaskedBatchNorm
 from mer_jax.layers.pooling import length_mask
 
-NO_DROPOUT = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
-                  layerdrop=0.0)
-
-
 class SpeechBranch(nnx.Module):
     """Waveforms (B, T) with their lengths -> frame states (B, F, H) and the (B, F) mask of real frames.
 
-    The waveform is standardised over its real samples when the checkpoint's feature extractor says so
-    (``do_normalize``, as transformers' `Wav2Vec2FeatureExtractor`); the states are one hidden state
+    The waveform is standardised over its real samples when the checkpoint's preprocessing says so
+    (``normalize``: transformers' `Wav2Vec2FeatureExtractor` with epsilon 1e-7, FunASR's emotion2vec with
+    1e-5); the states are one hidden state
     (``layer`` an index into the encoder's num_hidden_layers + 1 hidden states) or their learned
     softmax-weighted sum (``layer="weighted"``, the SUPERB recipe; the weights start equal).
     """
 
-    def __init__(self, encoder: SpeechEncoder, *, normalize: bool, layer: str | int):
-        self.speech_encoder, self.normalize, self.layer = encoder, normalize, layer
+    def __init__(self, encoder: SpeechEncoder | Emotion2vecEncoder, *, normalize: bool, layer: str | int,
+                 epsilon: float = 1e-7):
+        self.speech_encoder, self.normalize, self.layer, self.epsilon = encoder, normalize, layer, epsilon
         self.hidden_size = encoder.hidden_size
         count = encoder.config.num_hidden_layers + 1
         if layer == "weighted":
@@ -41,7 +40,7 @@ class SpeechBranch(nnx.Module):
             count = jnp.maximum(lengths, 1)[:, None].astype(jnp.float32)
             mean = jnp.where(mask, waveform, 0.0).sum(-1, keepdims=True) / count
             var = jnp.where(mask, jnp.square(waveform - mean), 0.0).sum(-1, keepdims=True) / count
-            waveform = jnp.where(mask, (waveform - mean) / jnp.sqrt(var + 1e-7), 0.0)
+            waveform = jnp.where(mask, (waveform - mean) / jnp.sqrt(var + self.epsilon), 0.0)
         out = self.speech_encoder(waveform, mask.astype(jnp.int32), output_hidden_states=True)
         if self.layer == "weighted":
             weights = jax.nn.softmax(self.layer_weights[...]).astype(out.hidden_states[0].dtype)
@@ -55,7 +54,7 @@ def build_speech_branch(audio, *, dtype: str, frozen: bool, rngs: nnx.Rngs) -> S
     """The checkpoint ``audio.encoder`` (folder or hub id) in our Flax port, computing in `dtype`; a frozen
     encoder runs without dropout or LayerDrop and with its batch norms' running averages, as a fixed
     feature extractor."""
-    encoder, _ = from_pretrained(audio.encoder, dtype=jnp.dtype(dtype), rngs=rngs, **(NO_DROPOUT if frozen else {}))
+    encoder, _ = from_pretrained(audio.encoder, dtype=jnp.dtype(dtype), rngs=rngs, dropout=not frozen)
     if frozen:  # batch norms (HuBERT's positional one) keep their running averages in training too
         for _, module in nnx.iter_modules(encoder):
             if isinstance(module, MaskedBatchNorm):
@@ -70,4 +69,4 @@ def build_speech_branch(audio, *, dtype: str, frozen: bool, rngs: nnx.Rngs) -> S
             layer = int(layer)
         except ValueError:
             raise ValueError(f"audio.layer = {layer!r}: 'weighted' or a hidden-state index") from None
-    return SpeechBranch(encoder, normalize=preprocessor.do_normalize, layer=layer)
+    return SpeechBranch(encoder, normalize=preprocessor.do_normalize, layer=layer, epsilon=preprocessor.epsilon)

@@ -22,9 +22,7 @@ def build_text_encoder(text, *, dtype: str, max_tokens: int, dropout: float, fro
     if text.encoder == SMALL_TRANSFORMER:
         encoder = TransformerEncoder(vocab_size, max_tokens, text.hidden, text.layers, text.heads, dropout, rngs=rngs)
         return encoder, text.hidden
-    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    encoder, hf_config = from_pretrained(text.encoder, dtype=jnp.dtype(dtype), rngs=rngs,
-                                         **(no_dropout if frozen else {}))
+    encoder, hf_config = from_pretrained(text.encoder, dtype=jnp.dtype(dtype), rngs=rngs, dropout=not frozen)
     return encoder, hf_config.hidden_size
 
 
