@@ -94,8 +94,9 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
     )
     c.audio = dict(
         # mfcc: MFCC frames into model.audio_encoder (the paper's BiLSTM); or a Hugging Face wav2vec2 / HuBERT /
-        # WavLM / data2vec-audio name or folder, whose states replace the BiLSTM's (waveforms of at most
-        # features.max_frames x features.hop_length samples, i.e. 3 s by default)
+        # WavLM / data2vec-audio name or folder, or a FunASR emotion2vec folder, whose states replace the
+        # BiLSTM's (dynamic fusion) or the MFCC frames (LPGNet (Frame)), or make LPGNet's speech_* utterance
+        # vectors (waveforms of at most features.max_frames x features.hop_length samples, i.e. 3 s by default)
         encoder="mfcc",
         layer="weighted",  # weighted: a learned softmax-weighted sum of every hidden state (SUPERB); or a layer index
     )

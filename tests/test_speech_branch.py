@@ -1,4 +1,5 @@
-"""A pretrained speech encoder as the dynamic-fusion model's audio branch (``audio.encoder``).
+"""A pretrained speech encoder as the dynamic-fusion model's audio branch and LPGNet (Frame)'s acoustic
+frames (``audio.encoder``).
 
 Oracles: transformers' PyTorch Wav2Vec2Model and Wav2Vec2FeatureExtractor on the same checkpoint
 (normalised waveforms, every hidden state, their softmax-weighted sum); the optimiser's groups and a
@@ -77,18 +78,19 @@ def test_speech_branch_equals_transformers_on_padded_waveforms(checkpoint, layer
         np.testing.assert_allclose(np.asarray(states)[row, :n], expected[row, :n], atol=1e-4)
 
 
-def _speech_config(folder, **train):
-    config = base_config()
+def _speech_config(folder, model="dynamic_fusion", **train):
+    config = base_config(model)
     config.audio.encoder = str(folder)
-    config.model.d_model = 32
-    config.text.hidden = 32
+    config.model.update({"d_model": 32} if model == "dynamic_fusion" else {"hidden": 16})
+    config.text.update(encoder="transformer", hidden=32)
     config.train.update(train)
     return config
 
 
-def test_the_speech_encoder_has_its_own_learning_rate_and_stays_pretrained_when_frozen(checkpoint):
+@pytest.mark.parametrize("model", ["dynamic_fusion", "lpgnet_frame"])
+def test_the_speech_encoder_has_its_own_learning_rate_and_stays_pretrained_when_frozen(checkpoint, model):
     folder, _ = checkpoint
-    config = _speech_config(folder, freeze_audio_encoder=True, audio_encoder_lr=1e-3, lr=1e-2)
+    config = _speech_config(folder, model, freeze_audio_encoder=True, audio_encoder_lr=1e-3, lr=1e-2)
     model = build_model(config, {"num_classes": 4, "vocab_size": 50})
     split = SplitModel.of(model, "float32")
     groups = parameter_groups(split.params, model.encoder_modules, model.audio_encoder_modules)
@@ -152,13 +154,53 @@ def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on
     assert len(json.loads((tmp_path / "lpgnet" / "fold_metrics.json").read_text())["history"]) == 2
 
 
-@pytest.mark.parametrize("model, features, message", [
-    ("lpgnet_frame_iemocap", "", "only model.name = 'dynamic_fusion' hears waveforms"),
-    ("lpgnet_demo", "bilstm", "speech_frozen / speech_finetuned read the speech encoder"),
-])
-def test_a_speech_encoder_is_refused_where_nothing_reads_it(tmp_path, demo_root, model, features, message):
-    extra = [f"--config.utterance_features.audio={features}"] if features else []
+@pytest.mark.parametrize("model", ["lpgnet_demo", "linear_iemocap"])
+def test_a_speech_encoder_is_refused_where_nothing_reads_it(tmp_path, demo_root, model):
     result = mer_jax("train", f"--config=configs/{model}.py", f"--workdir={tmp_path / 'x'}",
-                     f"--config.data.root={demo_root}", "--config.audio.encoder=facebook/wav2vec2-base", *extra)
-    assert result.returncode != 0 and message in result.stderr
+                     f"--config.data.root={demo_root}", "--config.audio.encoder=facebook/wav2vec2-base",
+                     "--config.utterance_features.audio=bilstm")
+    assert result.returncode != 0 and "speech_frozen / speech_finetuned read the speech encoder" in result.stderr
+
+
+def test_lpgnet_frame_reads_the_speech_encoders_states_as_its_acoustic_frames(checkpoint):
+    """LPGNet (Frame) with ``audio.encoder``: its audio positions are transformers' hidden states of the
+    chosen layer over each utterance's real frames, truncated to ``model.length``."""
+    from mer_jax.models.lpgnet_frame import fit_length  # noqa: PLC0415
+
+    folder, model = checkpoint
+    config = base_config("lpgnet_frame")
+    config.audio.update(encoder=str(folder), layer="2")
+    config.model.update(modalities="audio", hidden=16, length=150, dropout=0.0)
+    frame = build_model(config, {"num_classes": 4, "vocab_size": 30})
+    frame.eval()
+    rng = np.random.default_rng(2)
+    waves = [rng.normal(size=n).astype(np.float32) * 0.5 for n in LENGTHS]
+    padded = np.zeros((len(waves), LENGTHS.max()), np.float32)
+    for row, w in enumerate(waves):
+        padded[row, :len(w)] = w
+    ours = frame({"waveform": jnp.asarray(padded), "waveform_length": jnp.asarray(LENGTHS)})
+
+    inputs = transformers.Wav2Vec2FeatureExtractor.from_pretrained(folder)(
+        waves, sampling_rate=16000, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = model(inputs.input_values, attention_mask=inputs.attention_mask,
+                       output_hidden_states=True).hidden_states[2].numpy()
+    frames = model._get_feat_extract_output_lengths(torch.tensor(LENGTHS)).numpy()
+    assert frames.max() > 150  # the longest utterance is truncated
+    states, mask = fit_length(jnp.asarray(states), jnp.arange(states.shape[1])[None] < frames[:, None], 150)
+    positions = frame.lpgnet.positions({"audio": states}, {"audio": mask})
+    for name, logits in positions.items():
+        expected = (logits * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        np.testing.assert_allclose(ours[name], expected, atol=1e-4)
+
+
+def test_cli_trains_lpgnet_frame_on_a_speech_encoders_frames(checkpoint, demo_root, tmp_path):
+    folder, _ = checkpoint
+    result = mer_jax("train", "--config=configs/lpgnet_frame_iemocap.py", f"--workdir={tmp_path / 'run'}",
+                     f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
+                     f"--config.audio.encoder={folder}", "--config.model.modalities=audio",
+                     "--config.model.hidden=16", "--config.model.length=64", "--config.train.epochs=1",
+                     "--config.train.batch_size=16", "--config.features.max_frames=40")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 0.0 <= json.loads((tmp_path / "run" / "fold_metrics.json").read_text())["test"]["wa"] <= 1.0
 

@@ -80,7 +80,8 @@ class Emotion2vecConfig(SpeechConfig):
 
     @classmethod
     def from_model_conf(cls, conf: dict, source: str = "model_conf") -> "Emotion2vecConfig":
-        """From FunASR's `model_conf` (a dict of config.yaml); `source` names it in errors."""
+        """From FunASR's `model_conf` (a dict of config.yaml); `source` names it in errors. A missing flag
+        is false and a missing rate zero, as FunASR reads them; a missing size is an error."""
         audio = (conf.get("modalities") or {}).get("audio")
         if not isinstance(audio, dict):
             raise ValueError(f"{source}: no modalities.audio section (not an emotion2vec audio model?)")
@@ -117,10 +118,10 @@ class Emotion2vecConfig(SpeechConfig):
             conv_dim=tuple(d for d, _, _ in layers), conv_kernel=tuple(k for _, k, _ in layers),
             conv_stride=tuple(s for _, _, s in layers), conv_bias=False,
             feat_extract_norm="layer" if audio["extractor_mode"] == "layer_norm" else "group",
-            do_stable_layer_norm=bool(top("layer_norm_first")),
+            do_stable_layer_norm=bool(conf.get("layer_norm_first")),
             num_conv_pos_embeddings=pos_depth, num_conv_pos_embedding_groups=modal("conv_pos_groups"),
             conv_pos_kernel_size=max(3, modal("conv_pos_width") // pos_depth),
-            norm_affine=bool(top("norm_affine")), post_mlp_dropout=float(top("post_mlp_drop")),
+            norm_affine=bool(conf.get("norm_affine")), post_mlp_dropout=float(top("post_mlp_drop")),
             input_dropout=float(conf.get("dropout_input") or 0), drop_path_start=float(conf.get("start_drop_path_rate") or 0),
             drop_path_end=float(conf.get("end_drop_path_rate") or 0), prenet_depth=modal("prenet_depth"),
             prenet_dropout=float(audio.get("prenet_dropout") or 0), prenet_layerdrop=float(audio.get("prenet_layerdrop") or 0),

@@ -3,8 +3,10 @@ sequences of one utterance instead of a dialogue's utterance vectors.
 
 "both text tokens and acoustic frames are padded or truncated to a fixed length of 512": the text
 encoder's token states (``text.encoder``, fine-tuned at ``train.encoder_lr`` or frozen by
-``train.freeze_encoder``) and the utterance's MFCC frames (standardised with the training part's
-statistics) each become a sequence of ``length`` positions with a mask. The LPGNet of
+``train.freeze_encoder``) and the utterance's acoustic frames each become a sequence of ``length``
+positions with a mask. The frames are MFCCs (standardised with the training part's statistics), or,
+as in the paper (emotion2vec frames), a speech encoder's states over the waveform (``audio.encoder``,
+its ``audio.layer``; fine-tuned at ``train.audio_encoder_lr`` or frozen by ``train.freeze_audio_encoder``). The LPGNet of
 `mer_jax.models.lpgnet` runs over those positions unchanged (Eq. 2-18): tokens attend to tokens,
 frames to frames, each to the other across modalities, Eq. 6 pools a sequence's real positions, and
 Eq. 12-14 fuse the two modalities position by position (token i beside frame i: why both share one
@@ -26,6 +28,7 @@ from mer_jax.layers.random_gain import RandomGain
 from mer_jax.layers.spec_augment import SpecAugment
 from mer_jax.models import lpgnet
 from mer_jax.models.base import EmotionModel
+from mer_jax.models.speech_encoder import SpeechBranch
 from mer_jax.models.text_encoder import encode_text
 
 DEFAULTS = {**{k: v for k, v in lpgnet.DEFAULTS.items() if k != "context"}, "length": 512}
@@ -40,38 +43,46 @@ def fit_length(x: jax.Array, mask: jax.Array, length: int) -> tuple[jax.Array, j
 
 class LPGNetFrame(EmotionModel):
     encoder_modules = ("text_encoder",)
+    audio_encoder_modules = ("speech_encoder",)
 
     def __init__(self, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
                  length: int = 512, augment: SpecAugment | None = None, gain: RandomGain | None = None,
-                 rngs: nnx.Rngs, **lpgnet_fields):
+                 speech: SpeechBranch | None = None, rngs: nnx.Rngs, **lpgnet_fields):
+        """`speech`: a speech encoder whose states over the waveform are the acoustic frames, instead of MFCCs."""
         self.length = length
-        self.lpgnet = lpgnet.LPGNet(num_classes=num_classes, text_dim=text_hidden, audio_dim=n_mfcc, rngs=rngs,
+        self.speech = speech
+        audio_dim = n_mfcc if self.speech is None else self.speech.hidden_size
+        self.lpgnet = lpgnet.LPGNet(num_classes=num_classes, text_dim=text_hidden, audio_dim=audio_dim, rngs=rngs,
                                     **lpgnet_fields)
         self.modalities = self.lpgnet.modalities
         if "text" in self.modalities:
             self.text_encoder = text_encoder
-        if "audio" in self.modalities:
+        if "audio" in self.modalities and self.speech is None:
             self.feature_norm = FeatureNorm(n_mfcc)
             self.augment, self.gain = augment, gain
 
     def prepare(self, train: Examples) -> None:
         """Fix the MFCC standardisation from the training part's frames."""
-        if "audio" in self.modalities:
+        if "audio" in self.modalities and self.speech is None:
             self.feature_norm.set_statistics(train.fields["mfcc"].values)
 
     def __call__(self, batch: dict) -> dict:
         """``logits`` (B, C) (and the students' ``text_logits`` / ``audio_logits``) of a batch with
-        input_ids, attention_mask, mfcc and mfcc_length."""
+        input_ids and attention_mask, and mfcc and mfcc_length (or waveform and waveform_length)."""
         inputs, masks = {}, {}
         if "text" in self.modalities:
             states, own = encode_text(self.text_encoder, batch)
             inputs["text"], masks["text"] = fit_length(states.astype(jnp.float32), own, self.length)
         if "audio" in self.modalities:
-            frames = self.feature_norm(batch["mfcc"] if self.gain is None else self.gain(batch["mfcc"]))
-            if self.augment is not None:
-                frames = self.augment(frames, batch["mfcc_length"])
-            inputs["audio"], masks["audio"] = fit_length(frames, length_mask(batch["mfcc_length"], frames.shape[1]),
-                                                         self.length)
+            if self.speech is not None:
+                frames, real = self.speech(batch["waveform"], batch["waveform_length"])
+                frames = frames.astype(jnp.float32)
+            else:
+                frames = self.feature_norm(batch["mfcc"] if self.gain is None else self.gain(batch["mfcc"]))
+                if self.augment is not None:
+                    frames = self.augment(frames, batch["mfcc_length"])
+                real = length_mask(batch["mfcc_length"], frames.shape[1])
+            inputs["audio"], masks["audio"] = fit_length(frames, real, self.length)
         real = jnp.stack(list(masks.values())).any(axis=0)
         return {name: masked_mean(logits, real) for name, logits in self.lpgnet.positions(inputs, masks).items()}
 
@@ -84,7 +95,8 @@ def check(section) -> None:
 
 
 def build(section, *, num_classes: int, n_mfcc: int, text_encoder: nnx.Module | None, text_hidden: int,
-          augment: SpecAugment | None = None, gain: RandomGain | None = None, rngs: nnx.Rngs) -> LPGNetFrame:
+          augment: SpecAugment | None = None, gain: RandomGain | None = None, speech: SpeechBranch | None = None,
+          rngs: nnx.Rngs) -> LPGNetFrame:
     check(section)
     return LPGNetFrame(num_classes=num_classes, n_mfcc=n_mfcc, text_encoder=text_encoder, text_hidden=text_hidden,
-                       augment=augment, gain=gain, rngs=rngs, **{k: section[k] for k in DEFAULTS})
+                       augment=augment, gain=gain, speech=speech, rngs=rngs, **{k: section[k] for k in DEFAULTS})

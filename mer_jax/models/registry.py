@@ -36,15 +36,14 @@ class ModelSpec:
     objective: str = "cross_entropy"  # the default loss (mer_jax/training/objectives.py)
     level: str = "utterance"  # utterance | dialogue: what one example (one row of a batch) is
     sections: dict = dataclasses.field(default_factory=dict)  # config sections only this model uses
-    # (config) -> None, refusing bad values in those sections; by default, a speech encoder (only the
-    # dynamic-fusion model hears waveforms)
-    check_sections: Callable = lambda config: _no_speech_encoder(config)
+    # (config) -> None, refusing bad values in those sections
+    check_sections: Callable = lambda config: None
 
 
-def _on_tokens_and_frames(module, hears_waveforms: bool = False):
+def _on_tokens_and_frames(module):
     """A builder for models that read MFCC frames (masked and gain-perturbed in training by ``augment``) and
-    tokens through the config's text encoder; with `hears_waveforms`, waveforms through the speech encoder
-    that ``audio.encoder`` names instead of MFCC frames (unless it says ``mfcc``)."""
+    tokens through the config's text encoder; or waveforms through the speech encoder that ``audio.encoder``
+    names instead of MFCC frames (unless it says ``mfcc``)."""
     def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: nnx.Module | None = None):
         reads_text = "text" in config.model.modalities
         # a pretrained encoder computes in text.dtype, or in bfloat16 with the whole model (model.dtype)
@@ -61,7 +60,7 @@ def _on_tokens_and_frames(module, hears_waveforms: bool = False):
         params = MfccParams.from_config(config.features)
         gain = RandomGain(a.gain_db, n_mels=params.n_mels, frames=params.kind, rngs=rngs) if a.gain_db else None
         speech = {}
-        if hears_waveforms and config.audio.encoder != "mfcc" and "audio" in config.model.modalities:
+        if config.audio.encoder != "mfcc" and "audio" in config.model.modalities:
             speech["speech"] = build_speech_branch(config.audio, dtype=config.model.dtype,
                                                    frozen=config.train.freeze_audio_encoder, rngs=rngs)
         return module.build(config.model, num_classes=sizes["num_classes"], n_mfcc=frame_features(config.features),
@@ -76,13 +75,6 @@ def _on_utterance_vectors(module):
         return module.build(config.model, num_classes=sizes["num_classes"], text_dim=sizes.get("text_dim", 0),
                             audio_dim=sizes.get("audio_dim", 0), rngs=rngs)
     return build
-
-
-def _no_speech_encoder(config) -> None:
-    if config.audio.encoder != "mfcc":
-        raise ValueError(f"audio.encoder = {config.audio.encoder!r}: only model.name = 'dynamic_fusion' hears "
-                         "waveforms through a speech encoder (LPGNet reads its utterance vectors: "
-                         "utterance_features.audio = speech_frozen | speech_finetuned); use audio.encoder = 'mfcc'")
 
 
 def _read_modalities(config) -> set[str]:
@@ -143,13 +135,13 @@ def check_utterance_features(config) -> None:
 
 MODELS = {
     "dynamic_fusion": ModelSpec(dynamic_fusion.DEFAULTS, dynamic_fusion.check, _read_modalities,
-                                _on_tokens_and_frames(dynamic_fusion, hears_waveforms=True),
-                                check_sections=lambda config: None),
+                                _on_tokens_and_frames(dynamic_fusion)),
     "lpgnet": ModelSpec(lpgnet.DEFAULTS, lpgnet.check, _vector_sources, _on_utterance_vectors(lpgnet),
                         objective="self_distillation", level="dialogue",
                         sections={"utterance_features": UTTERANCE_FEATURES},
                         check_sections=check_utterance_features),
-    # LPGNet (Frame), Table 2: one utterance's tokens and MFCC frames, padded or truncated to model.length
+    # LPGNet (Frame), Table 2: one utterance's tokens and MFCC frames (or a speech encoder's), padded or
+    # truncated to model.length
     "lpgnet_frame": ModelSpec(lpgnet_frame.DEFAULTS, lpgnet_frame.check, _read_modalities,
                               _on_tokens_and_frames(lpgnet_frame), objective="self_distillation"),
     # LPGNet's Table 2 linear baseline: the same utterance vectors, one utterance at a time
