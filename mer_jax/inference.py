@@ -37,6 +37,7 @@ os.environ.setdefault("USE_TF", "0")
 
 WEIGHTS = "model.safetensors"  # an exported model's parameters ("params/...") and statistics ("state/...")
 TEXT_ENCODER = "text_encoder"  # an exported model's pretrained-encoder config (config.json), if it has one
+SPEECH_ENCODER = "speech_encoder"  # an exported model's speech-encoder configs, if it has one
 
 
 class InputError(ValueError):
@@ -142,7 +143,7 @@ class EmotionRecognizer:
         from safetensors.numpy import load_file  # noqa: PLC0415
         from transformers import AutoTokenizer  # noqa: PLC0415
 
-        from mer_jax.encoders import from_config  # noqa: PLC0415
+        from mer_jax.encoders import from_config, read_config  # noqa: PLC0415
 
         folder = pathlib.Path(folder)
         if not (folder / WEIGHTS).exists() or not (folder / "config.json").exists():
@@ -156,8 +157,14 @@ class EmotionRecognizer:
             encoder = from_config(json.loads((folder / TEXT_ENCODER / "config.json").read_text()), dtype=jnp.dtype(dtype),
                                   rngs=model_rngs(0), add_pooler=any(n.startswith("params/text_encoder/pooler/")
                                                                       for n in arrays), dropout=False)
+        speech_encoder = None
+        if (folder / SPEECH_ENCODER).is_dir():  # rebuilt from its configs; its weights are in the model's
+            config.audio.encoder = str(folder / SPEECH_ENCODER)
+            speech_encoder = from_config(read_config(folder / SPEECH_ENCODER), dtype=jnp.dtype(config.model.dtype),
+                                         rngs=model_rngs(0), dropout=False)
         sizes = json.loads((folder / SIZES).read_text())
-        split = SplitModel.of(build_model(config, sizes, text_encoder=encoder), config.model.dtype)
+        split = SplitModel.of(build_model(config, sizes, text_encoder=encoder, speech_encoder=speech_encoder),
+                              config.model.dtype)
         params = _filled(split.params, {n[len("params/"):]: a for n, a in arrays.items() if n.startswith("params/")},
                          folder / WEIGHTS)
         other = _filled(split.other, {n[len("state/"):]: a for n, a in arrays.items() if n.startswith("state/")},
@@ -298,8 +305,8 @@ def evaluate_run(run_dir, corpus: dict | None = None) -> dict:
 
 def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
     """Write a self-contained folder that `EmotionRecognizer.from_pretrained` loads: config.json,
-    model_sizes.json, the tokenizer, the pretrained text encoder's config (its weights are in the
-    model's), the weights as safetensors (``params/...`` and ``state/...``, float32) and a model card
+    model_sizes.json, the tokenizer, the pretrained text and speech encoders' configs (their weights
+    are in the model's), the weights as safetensors (``params/...`` and ``state/...``, float32) and a model card
     README.md with the run's metrics and protocol, in the Hugging Face Hub's folder conventions.
 
     `run_dir` is a run, or one fold of a cross-validation (``RUN/fold3``); `seed_index` picks one of
@@ -333,6 +340,15 @@ def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
         (out / TEXT_ENCODER).mkdir(exist_ok=True)
         shutil.copy(resolve(config.text.encoder) / "config.json", out / TEXT_ENCODER / "config.json")
         exported.text.encoder = TEXT_ENCODER  # rebuilt from this config; its weights are in model.safetensors
+    if "audio" in get_model_spec(config.model.name).modalities(config) and config.audio.encoder != "mfcc":
+        from mer_jax.encoders import CONFIG_FILES  # noqa: PLC0415
+        from mer_jax.encoders.checkpoint import resolve  # noqa: PLC0415
+
+        (out / SPEECH_ENCODER).mkdir(exist_ok=True)
+        for name in CONFIG_FILES:
+            if (resolve(config.audio.encoder) / name).is_file():
+                shutil.copy(resolve(config.audio.encoder) / name, out / SPEECH_ENCODER / name)
+        exported.audio.encoder = SPEECH_ENCODER  # rebuilt from these configs; its weights are in model.safetensors
     (out / "config.json").write_text(exported.to_json(indent=2))
     (out / "README.md").write_text(_model_card(run_dir, config, fold, seeds[seed_index], recognizer.label_set.classes))
     return out

@@ -7,6 +7,7 @@ frozen encoder that stays at its pretrained weights; the `mer-jax` command train
 from waveforms."""
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -107,12 +108,15 @@ def test_the_speech_encoder_has_its_own_learning_rate_and_stays_pretrained_when_
         assert bool(jnp.all(update == 0)) == (group == "audio_encoder"), jax.tree_util.keystr(path)
 
 
-def test_cli_trains_and_predicts_from_waveforms_through_a_speech_encoder(checkpoint, demo_root, tmp_path):
-    folder, _ = checkpoint
+def test_cli_trains_predicts_and_exports_through_a_speech_encoder(checkpoint, demo_root, tmp_path):
+    """Train and predict from waveforms; the exported folder predicts the same without the checkpoint."""
+    from mer_jax import EmotionRecognizer  # noqa: PLC0415
+    from test_export import _fresh_process_prediction  # noqa: PLC0415
+
+    folder = shutil.copytree(checkpoint[0], tmp_path / "speech_checkpoint")
     workdir = tmp_path / "run"
     result = mer_jax("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={demo_root}",
-                     f"--config.data.cache_dir={tmp_path / 'cache'}", f"--config.audio.encoder={folder}",
-                     "--config.train.freeze_audio_encoder=True", *TINY)
+                     f"--config.data.cache_dir={tmp_path / 'cache'}", f"--config.audio.encoder={folder}", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((workdir / "fold_metrics.json").read_text())
     assert 0.0 <= metrics["test"]["wa"] <= 1.0 and len(metrics["history"]) == 2
@@ -120,6 +124,14 @@ def test_cli_trains_and_predicts_from_waveforms_through_a_speech_encoder(checkpo
     result = mer_jax("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I am so happy today")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "probabilities" in result.stdout or any(c in result.stdout for c in ("ang", "hap", "neu", "sad"))
+
+    expected = EmotionRecognizer.from_run(workdir).predict(wav, "I am so happy today")
+    assert mer_jax("export", f"--workdir={workdir}", f"--out={tmp_path / 'exported'}").returncode == 0
+    shutil.rmtree(folder)
+    assert json.loads((tmp_path / "exported" / "config.json").read_text())["audio"]["encoder"] == "speech_encoder"
+    got = _fresh_process_prediction(tmp_path / "exported", wav, "I am so happy today")
+    np.testing.assert_allclose([got["probabilities"][c] for c in expected["probabilities"]],
+                               list(expected["probabilities"].values()), atol=1e-5)
 
 
 def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on_them(checkpoint, demo_root, tmp_path):

@@ -1,5 +1,5 @@
 """Flax NNX text encoders (BERT, DeBERTa-v2/v3) and speech encoders (wav2vec2, HuBERT, WavLM,
-data2vec-audio) that load Hugging Face checkpoints.
+data2vec-audio) that load Hugging Face checkpoints, and emotion2vec, which loads FunASR checkpoints.
 
     encoder, hf_config = from_pretrained("microsoft/deberta-v3-base", dtype=jnp.bfloat16)
     tokenizer = load_tokenizer("microsoft/deberta-v3-base")
@@ -17,19 +17,24 @@ dropout=key)`), `.train()` / `.eval()` toggle it. Freezing is the optimiser's bu
 from mer_jax.encoders.bert import BertConfig, BertEncoder
 from mer_jax.encoders.checkpoint import CheckpointMismatchError, load_weights, read_tensors
 from mer_jax.encoders.deberta import DebertaV2Config, DebertaV2Encoder
-from mer_jax.encoders.factory import encoder_config, from_config, from_pretrained, load_preprocessor, load_tokenizer
+from mer_jax.encoders.emotion2vec import Emotion2vecConfig, Emotion2vecEncoder
+from mer_jax.encoders.factory import (CONFIG_FILES, encoder_config, from_config, from_pretrained, load_preprocessor,
+                                     load_tokenizer, read_config)
 from mer_jax.encoders.layers import EncoderOutput
 from mer_jax.encoders.speech import SpeechConfig, SpeechEncoder, SpeechEncoderOutput, WaveformPreprocessor
 from mer_jax.encoders.wav2vec2 import Data2VecAudioEncoder, HubertEncoder, Wav2Vec2Encoder
 from mer_jax.encoders.wavlm import WavLMConfig, WavLMEncoder
 
 __all__ = [
+    "CONFIG_FILES",
     "BertConfig",
     "BertEncoder",
     "CheckpointMismatchError",
     "Data2VecAudioEncoder",
     "DebertaV2Config",
     "DebertaV2Encoder",
+    "Emotion2vecConfig",
+    "Emotion2vecEncoder",
     "EncoderOutput",
     "HubertEncoder",
     "SpeechConfig",
@@ -45,5 +50,6 @@ __all__ = [
     "load_preprocessor",
     "load_tokenizer",
     "load_weights",
+    "read_config",
     "read_tensors",
 ]

@@ -20,6 +20,9 @@ from mer_jax.encoders.speech import SpeechConfig, WaveformPreprocessor
 from mer_jax.encoders.wav2vec2 import Data2VecAudioEncoder, HubertEncoder, Wav2Vec2Encoder
 from mer_jax.encoders.wavlm import WavLMConfig, WavLMEncoder
 
+# The files that describe an encoder and its input preprocessing, without its weights.
+CONFIG_FILES = ("config.json", "preprocessor_config.json", emotion2vec.FUNASR_CONFIG)
+
 ENCODERS = {
     "bert": (BertConfig, BertEncoder),
     "deberta-v2": (DebertaV2Config, DebertaV2Encoder),
@@ -97,11 +100,9 @@ def from_pretrained(name_or_path: str | Path, *, dtype=jnp.float32, rngs: nnx.Rn
     """
     folder = resolve(name_or_path, revision)
     tensors = read_tensors(folder)
-    if emotion2vec.is_funasr_folder(folder):
-        config = emotion2vec.read_config(folder)
+    config = read_config(folder)
+    if isinstance(config, Emotion2vecConfig):
         tensors = emotion2vec.upgrade_tensors(tensors)
-    else:
-        config = _transformers().AutoConfig.from_pretrained(folder)
     # BERT only (ignored otherwise): sentence-embedding checkpoints may come without a pooler.
     has_pooler = "pooler.dense.weight" in canonical_names(tensors, BertEncoder.base_model_prefix)
     encoder = from_config(config, dtype=dtype, rngs=rngs or nnx.Rngs(0), add_pooler=has_pooler, dropout=dropout,
@@ -109,6 +110,15 @@ def from_pretrained(name_or_path: str | Path, *, dtype=jnp.float32, rngs: nnx.Rn
     load_weights(encoder, tensors)
     encoder.eval()
     return encoder, config
+
+
+def read_config(folder: str | Path):
+    """The encoder config a checkpoint folder describes: a transformers config (config.json), or an
+    `Emotion2vecConfig` (a FunASR folder's config.yaml)."""
+    folder = Path(folder)
+    if emotion2vec.is_funasr_folder(folder):
+        return emotion2vec.read_config(folder)
+    return _transformers().AutoConfig.from_pretrained(folder)
 
 
 def load_tokenizer(name_or_path: str | Path, revision: str | None = None):

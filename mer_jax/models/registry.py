@@ -32,7 +32,8 @@ class ModelSpec:
     defaults: dict  # the model's config section with its defaults
     check: Callable  # (model section) -> None, raising ValueError for values the model cannot use
     modalities: Callable  # (config) -> what the model reads from the corpus: a subset of {"audio", "text"}
-    build: Callable  # (config, sizes, rngs, text_encoder) -> model; sizes: num_classes, vocab_size, text_dim, audio_dim
+    # (config, sizes, rngs, text_encoder, speech_encoder) -> model; sizes: num_classes, vocab_size, text_dim, audio_dim
+    build: Callable
     objective: str = "cross_entropy"  # the default loss (mer_jax/training/objectives.py)
     level: str = "utterance"  # utterance | dialogue: what one example (one row of a batch) is
     sections: dict = dataclasses.field(default_factory=dict)  # config sections only this model uses
@@ -44,7 +45,8 @@ def _on_tokens_and_frames(module):
     """A builder for models that read MFCC frames (masked and gain-perturbed in training by ``augment``) and
     tokens through the config's text encoder; or waveforms through the speech encoder that ``audio.encoder``
     names instead of MFCC frames (unless it says ``mfcc``)."""
-    def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: nnx.Module | None = None):
+    def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: nnx.Module | None = None,
+              speech_encoder: nnx.Module | None = None):
         reads_text = "text" in config.model.modalities
         # a pretrained encoder computes in text.dtype, or in bfloat16 with the whole model (model.dtype)
         dtype = config.text.dtype if config.model.dtype == "float32" else config.model.dtype
@@ -62,7 +64,8 @@ def _on_tokens_and_frames(module):
         speech = {}
         if config.audio.encoder != "mfcc" and "audio" in config.model.modalities:
             speech["speech"] = build_speech_branch(config.audio, dtype=config.model.dtype,
-                                                   frozen=config.train.freeze_audio_encoder, rngs=rngs)
+                                                   frozen=config.train.freeze_audio_encoder, rngs=rngs,
+                                                   encoder=speech_encoder)
         return module.build(config.model, num_classes=sizes["num_classes"], n_mfcc=frame_features(config.features),
                             text_encoder=encoder, text_hidden=hidden, augment=augment, gain=gain, rngs=rngs,
                             **speech)
@@ -71,7 +74,8 @@ def _on_tokens_and_frames(module):
 
 def _on_utterance_vectors(module):
     """A builder for models that read LPGNet's utterance vectors (dialogue batches)."""
-    def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: None = None):  # reads vectors, not tokens
+    def build(config, sizes: dict, rngs: nnx.Rngs, text_encoder: None = None, speech_encoder: None = None):
+        # reads vectors, not tokens or waveforms
         return module.build(config.model, num_classes=sizes["num_classes"], text_dim=sizes.get("text_dim", 0),
                             audio_dim=sizes.get("audio_dim", 0), rngs=rngs)
     return build
@@ -157,12 +161,14 @@ def get_model_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def build_model(config, sizes: dict, seed: int | None = None, *, text_encoder: nnx.Module | None = None) -> nnx.Module:
+def build_model(config, sizes: dict, seed: int | None = None, *, text_encoder: nnx.Module | None = None,
+                speech_encoder: nnx.Module | None = None) -> nnx.Module:
     """The model ``config.model.name`` names, initialised from `seed` (default ``config.seed``).
 
     `sizes` holds what the data decides: num_classes, and vocab_size / text_dim / audio_dim as the model
-    needs. `text_encoder`, if given, replaces the one ``config.text`` names (an exported model's, built
-    from its saved encoder config without the original checkpoint).
+    needs. `text_encoder` and `speech_encoder`, if given, replace the ones ``config.text`` and
+    ``config.audio`` name (an exported model's, built from its saved encoder configs without the
+    original checkpoints).
     """
     spec = get_model_spec(config.model.name)
-    return spec.build(config, sizes, model_rngs(config.seed if seed is None else seed), text_encoder)
+    return spec.build(config, sizes, model_rngs(config.seed if seed is None else seed), text_encoder, speech_encoder)

@@ -50,11 +50,14 @@ class SpeechBranch(nnx.Module):
         return states, out.hidden_states_mask
 
 
-def build_speech_branch(audio, *, dtype: str, frozen: bool, rngs: nnx.Rngs) -> SpeechBranch:
+def build_speech_branch(audio, *, dtype: str, frozen: bool, rngs: nnx.Rngs,
+                        encoder: SpeechEncoder | Emotion2vecEncoder | None = None) -> SpeechBranch:
     """The checkpoint ``audio.encoder`` (folder or hub id) in our Flax port, computing in `dtype`; a frozen
     encoder runs without dropout or LayerDrop and with its batch norms' running averages, as a fixed
-    feature extractor."""
-    encoder, _ = from_pretrained(audio.encoder, dtype=jnp.dtype(dtype), rngs=rngs, dropout=not frozen)
+    feature extractor. `encoder`, if given, replaces the checkpoint's weights (an exported model's
+    encoder, built from the configs in ``audio.encoder``)."""
+    if encoder is None:
+        encoder, _ = from_pretrained(audio.encoder, dtype=jnp.dtype(dtype), rngs=rngs, dropout=not frozen)
     if frozen:  # batch norms (HuBERT's positional one) keep their running averages in training too
         for _, module in nnx.iter_modules(encoder):
             if isinstance(module, MaskedBatchNorm):
