@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("USE_TF", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -235,3 +236,44 @@ def test_dropouts_follow_the_config_and_train_eval(tmp_path):
     frozen.train()
     encoder.eval()
     np.testing.assert_allclose(frozen(x).last_hidden_state, encoder(x).last_hidden_state, atol=1e-5)
+
+
+@pytest.mark.parametrize("learned_scale, grad_mult", [(True, 1.0), (False, 0.5)])
+def test_gradients_match_funasr(learned_scale, grad_mult, tmp_path):
+    """Fine-tuning: the gradients of every parameter equal PyTorch's, with the conv feature extractor's
+    scaled by `local_grad_mult` and the ALiBi scales fixed unless `learned_alibi_scale`."""
+    variant = "post-norm-alibi-per-layer-head"
+    VARIANTS[f"{variant}-grad"] = ({}, dict(learned_alibi_scale=learned_scale, local_grad_mult=grad_mult))
+    try:
+        model = reference(f"{variant}-grad")
+        encoder, _ = encoders.from_pretrained(save_funasr_folder(model, f"{variant}-grad", tmp_path / "e2v"))
+    finally:
+        del VARIANTS[f"{variant}-grad"]
+    wave = encoders.load_preprocessor(tmp_path / "e2v")(waves()[1:2], sampling_rate=16000)["input_values"]
+    weights = np.random.default_rng(0).normal(size=(1, encoder.config.frame_lengths(wave.shape[1]), 32))
+
+    graph, params, rest = nnx.split(encoder, nnx.Param, ...)
+
+    def loss(params):
+        out = nnx.merge(graph, params, rest)(jnp.asarray(wave)).last_hidden_state
+        return jnp.sum(out * weights)
+
+    ours = nnx.to_flat_state(jax.grad(loss)(params))
+    ours = {".".join(map(str, path)): np.asarray(v[...]) for path, v in ours}
+    out = model.extract_features(torch.from_numpy(wave), padding_mask=None)["x"]
+    (out * torch.from_numpy(weights).float()).sum().backward()
+    theirs = dict(model.named_parameters())
+    pairs = {"audio_encoder.local_encoder.conv_layers.1.conv.kernel": "AUDIO.local_encoder.conv_layers.1.0.weight",
+             "audio_encoder.context_encoder.blocks.blocks.0.attn.qkv.kernel": "AUDIO.context_encoder.blocks.0.attn.qkv.weight",
+             "blocks.blocks.1.mlp.fc2.bias": "blocks.1.mlp.fc2.bias",
+             "audio_encoder.extra_tokens": "AUDIO.extra_tokens",
+             "audio_encoder.alibi_scale": "AUDIO.alibi_scale"}
+    for flax_name, torch_name in pairs.items():
+        grad = theirs[torch_name.replace("AUDIO.", "modality_encoders.AUDIO.")].grad
+        expected = np.zeros_like(ours[flax_name]) if grad is None else grad.numpy()
+        if expected.ndim == 3 and flax_name.endswith("kernel"):  # (out, in, k) -> (k, in, out)
+            expected = expected.transpose(2, 1, 0)
+        elif expected.ndim == 2 and flax_name.endswith("kernel"):
+            expected = expected.T
+        np.testing.assert_allclose(ours[flax_name], expected, atol=1e-3, rtol=1e-3, err_msg=flax_name)
+    assert (theirs["modality_encoders.AUDIO.alibi_scale"].grad is None) == (not learned_scale)

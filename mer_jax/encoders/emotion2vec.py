@@ -25,6 +25,8 @@ Departures from FunASR:
 - `hidden_states` are the blocks' outputs (transformers' convention), not the data2vec targets
   FunASR's `layer_results` holds (the feed-forward outputs before the residual).
 - Learned ALiBi tables (`learned_alibi`) are not supported; the loader refuses such configs.
+Fine-tuning follows the reference: ALiBi scales train only with `learned_alibi_scale`, and the conv
+feature extractor's gradient is scaled by `local_grad_mult`.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class Emotion2vecConfig(SpeechConfig):
     alibi_scale_per_layer: bool = False
     alibi_scale_per_head: bool = False
     alibi_scale_init: float = 1.0
+    alibi_scale_learned: bool = True
+    local_grad_mult: float = 1.0  # the conv feature extractor's gradient is scaled by this (0: not trained)
     model_depth: int = 8
     normalize: bool = True
 
@@ -86,55 +90,56 @@ class Emotion2vecConfig(SpeechConfig):
         if not isinstance(audio, dict):
             raise ValueError(f"{source}: no modalities.audio section (not an emotion2vec audio model?)")
 
-        def need(section: dict, key: str, where: str):
+        def need(section: dict, key: str):
             if section.get(key) is None:
+                where = "modalities.audio." if section is audio else ""
                 raise ValueError(f"{source}: {where}{key} is missing")
             return section[key]
 
-        def top(key):
-            return need(conf, key, "")
+        def rate(section: dict, key: str) -> float:
+            return float(section.get(key) or 0)
 
-        def modal(key):
-            return need(audio, key, "modalities.audio.")
-
-        def or_interpolated(value, fallback):
+        def interpolated(key: str, fallback: int) -> int:
             """Hydra's `${model.num_heads}`-style defaults resolve to the model's own value."""
+            value = audio.get(key)
             return fallback if value is None or isinstance(value, str) else value
 
         if audio.get("learned_alibi"):
             raise ValueError(f"{source}: learned ALiBi tables (modalities.audio.learned_alibi) are not supported")
-        layers = feature_encoder_spec(modal("feature_encoder_spec"), source)
-        if modal("extractor_mode") not in ("layer_norm", "default"):
+        layers = feature_encoder_spec(need(audio, "feature_encoder_spec"), source)
+        if need(audio, "extractor_mode") not in ("layer_norm", "default"):
             raise ValueError(f"{source}: modalities.audio.extractor_mode is {audio['extractor_mode']!r}; "
                              "known: 'layer_norm', 'default'")
-        dim, depth, heads = top("embed_dim"), top("depth"), top("num_heads")
-        pos_depth = modal("conv_pos_depth")
+        dim, depth, heads = need(conf, "embed_dim"), need(conf, "depth"), need(conf, "num_heads")
+        pos_depth = need(audio, "conv_pos_depth")
         return cls(
             hidden_size=dim, num_hidden_layers=depth, num_attention_heads=heads,
-            intermediate_size=int(dim * top("mlp_ratio")), hidden_act="gelu",
-            hidden_dropout=float(top("encoder_dropout")), activation_dropout=float(top("activation_dropout")),
-            attention_dropout=float(top("attention_dropout")), feat_proj_dropout=0.0, layerdrop=float(conf.get("layerdrop") or 0),
-            layer_norm_eps=float(top("norm_eps")), initializer_range=0.02, feat_extract_activation="gelu",
-            conv_dim=tuple(d for d, _, _ in layers), conv_kernel=tuple(k for _, k, _ in layers),
-            conv_stride=tuple(s for _, _, s in layers), conv_bias=False,
+            intermediate_size=int(dim * need(conf, "mlp_ratio")), hidden_act="gelu",
+            hidden_dropout=float(need(conf, "encoder_dropout")),
+            activation_dropout=float(need(conf, "activation_dropout")),
+            attention_dropout=float(need(conf, "attention_dropout")), feat_proj_dropout=0.0,
+            layerdrop=rate(conf, "layerdrop"), layer_norm_eps=float(need(conf, "norm_eps")), initializer_range=0.02,
+            feat_extract_activation="gelu", conv_dim=tuple(d for d, _, _ in layers),
+            conv_kernel=tuple(k for _, k, _ in layers), conv_stride=tuple(s for _, _, s in layers), conv_bias=False,
             feat_extract_norm="layer" if audio["extractor_mode"] == "layer_norm" else "group",
             do_stable_layer_norm=bool(conf.get("layer_norm_first")),
-            num_conv_pos_embeddings=pos_depth, num_conv_pos_embedding_groups=modal("conv_pos_groups"),
-            conv_pos_kernel_size=max(3, modal("conv_pos_width") // pos_depth),
-            norm_affine=bool(conf.get("norm_affine")), post_mlp_dropout=float(top("post_mlp_drop")),
-            input_dropout=float(conf.get("dropout_input") or 0), drop_path_start=float(conf.get("start_drop_path_rate") or 0),
-            drop_path_end=float(conf.get("end_drop_path_rate") or 0), prenet_depth=modal("prenet_depth"),
-            prenet_dropout=float(audio.get("prenet_dropout") or 0), prenet_layerdrop=float(audio.get("prenet_layerdrop") or 0),
-            prenet_drop_path_start=float(audio.get("start_drop_path_rate") or 0),
-            prenet_drop_path_end=float(audio.get("end_drop_path_rate") or 0),
+            num_conv_pos_embeddings=pos_depth, num_conv_pos_embedding_groups=need(audio, "conv_pos_groups"),
+            conv_pos_kernel_size=max(3, need(audio, "conv_pos_width") // pos_depth),
+            norm_affine=bool(conf.get("norm_affine")), post_mlp_dropout=float(need(conf, "post_mlp_drop")),
+            input_dropout=rate(conf, "dropout_input"),
+            drop_path_start=rate(conf, "start_drop_path_rate"), drop_path_end=rate(conf, "end_drop_path_rate"),
+            prenet_depth=need(audio, "prenet_depth"), prenet_dropout=rate(audio, "prenet_dropout"),
+            prenet_layerdrop=rate(audio, "prenet_layerdrop"),
+            prenet_drop_path_start=rate(audio, "start_drop_path_rate"),
+            prenet_drop_path_end=rate(audio, "end_drop_path_rate"),
             conv_pos_pre_ln=bool(audio.get("conv_pos_pre_ln")), num_extra_tokens=audio.get("num_extra_tokens") or 0,
-            use_alibi=bool(audio.get("use_alibi_encoder")),
-            num_alibi_heads=or_interpolated(audio.get("num_alibi_heads"), heads),
+            use_alibi=bool(audio.get("use_alibi_encoder")), num_alibi_heads=interpolated("num_alibi_heads", heads),
             alibi_scale_per_layer=bool(audio.get("learned_alibi_scale_per_layer")),
             alibi_scale_per_head=bool(audio.get("learned_alibi_scale_per_head")),
             alibi_scale_init=float(audio.get("alibi_scale", 1.0)),
-            model_depth=or_interpolated(audio.get("model_depth"), depth),
-            normalize=bool(conf.get("normalize", False)))
+            alibi_scale_learned=bool(audio.get("learned_alibi_scale")),
+            local_grad_mult=float(audio.get("local_grad_mult", 1.0)),
+            model_depth=interpolated("model_depth", depth), normalize=bool(conf.get("normalize")))
 
     def __post_init__(self):
         super().__post_init__()
@@ -277,6 +282,14 @@ class AltBlock(nnx.Module):
         return self.norm2(x + self.drop_path(self.post_mlp_dropout(self.mlp(x))))
 
 
+def scale_gradient(x: jax.Array, factor: float) -> jax.Array:
+    """x, whose gradient is multiplied by `factor` (fairseq's GradMultiply; 0 stops it)."""
+    if factor == 1.0:
+        return x
+    frozen = jax.lax.stop_gradient(x)
+    return frozen if factor == 0 else frozen + factor * (x - frozen)
+
+
 def drop_path_rates(start: float, end: float, count: int) -> list[float]:
     return [float(r) for r in np.linspace(start, end, count)]
 
@@ -326,8 +339,8 @@ class AudioEncoder(nnx.Module):
         self.project_features = ProjectFeatures(b)
         self.relative_positional_encoder = PositionalEncoder(b)
         self.context_encoder = ContextEncoder(b)
-        self.extra_tokens = (nnx.Param(0.02 * jax.random.normal(b.rngs.params(), (1, c.num_extra_tokens, c.hidden_size)))
-                             if c.num_extra_tokens else None)
+        shape = (1, c.num_extra_tokens, c.hidden_size)
+        self.extra_tokens = nnx.Param(0.02 * jax.random.normal(b.rngs.params(), shape)) if c.num_extra_tokens else None
         self.alibi_scale = nnx.Param(jnp.full(c.alibi_scale_shape, c.alibi_scale_init)) if c.use_alibi else None
 
 
@@ -392,7 +405,8 @@ class Emotion2vecEncoder(nnx.Module):
         count = c.prenet_depth + c.num_hidden_layers
         if not c.use_alibi:
             return jnp.zeros((count, c.num_attention_heads))
-        scale = jnp.maximum(self.audio_encoder.alibi_scale[...][:, 0, :, 0, 0], 0)
+        scale = self.audio_encoder.alibi_scale[...][:, 0, :, 0, 0]
+        scale = jnp.maximum(scale if c.alibi_scale_learned else jax.lax.stop_gradient(scale), 0)
         scale = jnp.pad(jnp.broadcast_to(scale, (scale.shape[0], c.num_alibi_heads)),
                         ((0, 0), (0, c.num_attention_heads - c.num_alibi_heads)))
         if scale.shape[0] == 1:
@@ -402,7 +416,7 @@ class Emotion2vecEncoder(nnx.Module):
     def __call__(self, input_values: jax.Array, attention_mask: jax.Array | None = None,
                  output_hidden_states: bool = False) -> SpeechEncoderOutput:
         c, audio = self.config, self.audio_encoder
-        features = audio.local_encoder(input_values)
+        features = scale_gradient(audio.local_encoder(input_values), c.local_grad_mult)
         frames = features.shape[1]
         if attention_mask is None:
             mask = jnp.ones(features.shape[:2], bool)
@@ -413,8 +427,8 @@ class Emotion2vecEncoder(nnx.Module):
         x = x + audio.relative_positional_encoder(x, mask)
         extra = c.num_extra_tokens
         if extra:
-            x = jnp.concatenate([jnp.broadcast_to(audio.extra_tokens[...].astype(x.dtype), (x.shape[0], extra, x.shape[2])),
-                                 x], axis=1)
+            tokens = audio.extra_tokens[...].astype(x.dtype)
+            x = jnp.concatenate([jnp.broadcast_to(tokens, (x.shape[0], *tokens.shape[1:])), x], axis=1)
         key_mask = jnp.pad(mask, ((0, 0), (extra, 0)), constant_values=True)
         alibi, scales = self.alibi(frames), self.alibi_scales()
         x = audio.context_encoder(x, key_mask, alibi, scales[:c.prenet_depth])
