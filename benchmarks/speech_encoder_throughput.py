@@ -1,7 +1,9 @@
-"""Throughput of the Flax speech encoders against transformers' PyTorch models of the same config.
+"""Throughput of the Flax speech encoders against transformers' PyTorch models of the same config
+(and emotion2vec against FunASR's).
 
 One process builds transformers' own model (`Wav2Vec2Model`, `HubertModel`, `WavLMModel` or
-`Data2VecAudioModel`) from a random config, copies its weights into mer_jax's Flax port through the
+`Data2VecAudioModel`; for emotion2vec FunASR's `Emotion2vec` of emotion2vec_base's layout, frames from
+`extract_features` with its padding mask) from a random config, copies its weights into mer_jax's Flax port through the
 checkpoint loader (so both compute the same function), checks that they agree, and times both on
 the same padded batch: by default 8 utterances of random lengths between 2 and 4 s of 16 kHz audio,
 padded to 4 s, with an attention mask (frames from the conv strides, as transformers computes them).
@@ -40,6 +42,7 @@ Device: PyTorch runs on CUDA when available, JAX on its default backend (both pr
     python benchmarks/speech_encoder_throughput.py                            # wav2vec2-base size, float32
     python benchmarks/speech_encoder_throughput.py --bf16                     # bfloat16 compute in both (GPU goal)
     python benchmarks/speech_encoder_throughput.py --model wavlm              # hubert, wavlm, data2vec-audio
+    python benchmarks/speech_encoder_throughput.py --model emotion2vec        # against FunASR's (pip install --no-deps funasr)
     python benchmarks/speech_encoder_throughput.py --size small --steps 1 --warmup 1   # smoke run
 
 Goals (issue 10): PyTorch / JAX >= 1.0 on a CPU, >= 1.3 in bf16 on a GPU. Imports neither
@@ -74,7 +77,7 @@ SAMPLING_RATE = 16000
 CLASSES = 4
 PARITY_TOLERANCE = 1e-3
 FAMILIES = {"wav2vec2": "Wav2Vec2Config", "hubert": "HubertConfig", "wavlm": "WavLMConfig",
-            "data2vec-audio": "Data2VecAudioConfig"}
+            "data2vec-audio": "Data2VecAudioConfig", "emotion2vec": None}
 CONVS = dict(conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2))
 SIZES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
@@ -97,6 +100,51 @@ def hf_config(model: str, size: str) -> transformers.PretrainedConfig:
     return getattr(transformers, FAMILIES[model])(**SIZES[size], **extra, **COMMON)
 
 
+def emotion2vec_conf(size: str) -> dict:
+    """emotion2vec_base's FunASR `model_conf` (layer-normed convs, 5 positional conv layers of width 95 in
+    16 groups, 4 prenet and 8 main post-norm blocks, 10 extra tokens, ALiBi scales per layer and head),
+    LayerDrop 0 as above; the small size as `SIZES["small"]` (2 + 2 blocks)."""
+    spec = "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2" if size == "base" else \
+        "[(128, 10, 5)] + [(128, 3, 2)] * 4 + [(128, 2, 2)] * 2"
+    dim, heads, depth, prenet = (768, 12, 8, 4) if size == "base" else (256, 4, 2, 2)
+    audio = dict(type="AUDIO", feature_encoder_spec=spec, extractor_mode="layer_norm", conv_pos_depth=5,
+                 conv_pos_width=95, conv_pos_groups=16, conv_pos_pre_ln=False, prenet_depth=prenet,
+                 prenet_layerdrop=0.0, prenet_dropout=0.1, start_drop_path_rate=0.0, end_drop_path_rate=0.0,
+                 decoder=None, use_alibi_encoder=True, local_grad_mult=1.0, num_extra_tokens=10,
+                 init_extra_token_zero=False, learned_alibi_scale=True, learned_alibi_scale_per_layer=True,
+                 learned_alibi_scale_per_head=True, model_depth=depth, num_alibi_heads=heads, alibi_scale=1.0,
+                 learned_alibi=False, alibi_max_pos=None)
+    return dict(embed_dim=dim, num_heads=heads, mlp_ratio=4.0, depth=depth, norm_eps=1e-5, norm_affine=True,
+                layer_norm_first=False, encoder_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0,
+                post_mlp_drop=0.1, dropout_input=0.0, layerdrop=0.0, start_drop_path_rate=0.0,
+                end_drop_path_rate=0.0, end_of_block_targets=False, average_top_k_layers=depth, loss_beta=0.0,
+                loss_scale=None, normalize=True, modalities=dict(audio=audio))
+
+
+class FunASRLastHiddenState(torch.nn.Module):
+    """FunASR's `Emotion2vec` called as transformers' models are: (waves, attention_mask) -> an object with
+    `last_hidden_state` (`extract_features`' frames; its padding mask marks padded samples)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, waves, attention_mask):
+        x = self.model.extract_features(waves, padding_mask=attention_mask == 0)["x"]
+        return transformers.modeling_outputs.BaseModelOutput(last_hidden_state=x)
+
+
+def reference_model(model: str, size: str):
+    """(our encoder config, the PyTorch reference of that config): transformers' model, or FunASR's."""
+    if model != "emotion2vec":
+        config = hf_config(model, size)
+        return config, transformers.AutoModel.from_config(config)
+    from funasr.models.emotion2vec.model import Emotion2vec  # noqa: PLC0415
+
+    conf = emotion2vec_conf(size)
+    return encoders.Emotion2vecConfig.from_model_conf(conf), FunASRLastHiddenState(Emotion2vec(model_conf=conf))
+
+
 def padded_batch(rng, batch: int, seconds: float, config) -> dict[str, np.ndarray]:
     """Unit-variance noise of random lengths in [seconds / 2, seconds] (the first one full length),
     zero-padded, with its sample mask, frame mask and labels."""
@@ -114,7 +162,8 @@ def padded_batch(rng, batch: int, seconds: float, config) -> dict[str, np.ndarra
 
 def flax_encoder(config, torch_model, dtype) -> nnx.Module:
     encoder = encoders.from_config(config, rngs=nnx.Rngs(params=0, dropout=1), dtype=dtype)
-    encoders.load_weights(encoder, {k: v.detach().cpu().numpy() for k, v in torch_model.state_dict().items()})
+    state = getattr(torch_model, "model", torch_model).state_dict()
+    encoders.load_weights(encoder, {k: v.detach().cpu().numpy() for k, v in state.items()})
     return encoder
 
 
@@ -184,7 +233,11 @@ def max_diff_on_real_frames(ours, theirs, frame_mask) -> float:
 
 
 def check_parity(config, torch_model, batch, device: str) -> float:
-    """Max |Flax - PyTorch| of the eval forward on real frames, float32 at full precision in both."""
+    """Max |Flax - PyTorch| of the eval forward on real frames, float32 at full precision in both.
+    emotion2vec: on the unpadded first utterance (FunASR's padded frames depend on the padding; ours
+    do not, by design)."""
+    if isinstance(config, encoders.Emotion2vecConfig):
+        batch = {k: v[:1] for k, v in batch.items()}
     encoder = flax_encoder(config, torch_model, jnp.float32)
     encoder.eval()
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
@@ -220,20 +273,21 @@ def main():
         print(f"warning: PyTorch runs on {device} but JAX on {jax.default_backend()}: the ratios compare devices")
     if device == "cuda" and not args.bf16:
         torch.set_float32_matmul_precision("high")  # TF32, as JAX's default precision on a GPU
-    config = hf_config(args.model, args.size)
+    torch.manual_seed(0)
+    config, torch_model = reference_model(args.model, args.size)
+    torch_model = torch_model.to(device)
     rng = np.random.default_rng(0)
     batch = padded_batch(rng, args.batch, args.seconds, config)
     head = (0.02 * rng.normal(size=(config.hidden_size, CLASSES))).astype(np.float32)
-
-    torch.manual_seed(0)
-    torch_model = transformers.AutoModel.from_config(config).to(device)
     frames = batch["frame_mask"].shape[1]
-    expected_mask = torch_model._get_feature_vector_attention_mask(
-        frames, torch.tensor(batch["attention_mask"], dtype=torch.long, device=device)).cpu().numpy()
-    np.testing.assert_array_equal(batch["frame_mask"], expected_mask)
+    if args.model != "emotion2vec":
+        expected_mask = torch_model._get_feature_vector_attention_mask(
+            frames, torch.tensor(batch["attention_mask"], dtype=torch.long, device=device)).cpu().numpy()
+        np.testing.assert_array_equal(batch["frame_mask"], expected_mask)
+    attention = getattr(getattr(torch_model, "config", None), "_attn_implementation", "FunASR's")
 
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} on {device} "
-          f"({torch.get_num_threads()} threads, attention {torch_model.config._attn_implementation}); "
+          f"({torch.get_num_threads()} threads, attention {attention}); "
           f"{args.model} ({args.size}: hidden {config.hidden_size}, {config.num_hidden_layers} layers); "
           f"batch {args.batch} x {args.seconds:g} s at {SAMPLING_RATE} Hz ({frames} frames, "
           f"{int(batch['frame_mask'].sum())} real); {'bfloat16' if args.bf16 else 'float32'} compute; "
