@@ -314,6 +314,8 @@ def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
     """
     from safetensors.numpy import save_file  # noqa: PLC0415
 
+    from mer_jax.encoders import save_configs  # noqa: PLC0415
+
     run_dir, out = pathlib.Path(run_dir), pathlib.Path(out)
     fold = json.loads((run_dir / "fold_metrics.json").read_text()) if (run_dir / "fold_metrics.json").exists() else {}
     config_path = next((p / "config.json" for p in (run_dir, run_dir.parent) if (p / "config.json").exists()), None)
@@ -334,20 +336,12 @@ def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
     if recognizer.tokenizer is not None:
         recognizer.tokenizer.save_pretrained(str(out / "tokenizer"))
     exported = load_run_config(config_path)
-    if "text" in get_model_spec(config.model.name).modalities(config) and config.text.encoder != "transformer":
-        from mer_jax.encoders.checkpoint import resolve  # noqa: PLC0415
-
-        (out / TEXT_ENCODER).mkdir(exist_ok=True)
-        shutil.copy(resolve(config.text.encoder) / "config.json", out / TEXT_ENCODER / "config.json")
+    modalities = get_model_spec(config.model.name).modalities(config)
+    if "text" in modalities and config.text.encoder != "transformer":
+        save_configs(config.text.encoder, out / TEXT_ENCODER)
         exported.text.encoder = TEXT_ENCODER  # rebuilt from this config; its weights are in model.safetensors
-    if "audio" in get_model_spec(config.model.name).modalities(config) and config.audio.encoder != "mfcc":
-        from mer_jax.encoders import CONFIG_FILES  # noqa: PLC0415
-        from mer_jax.encoders.checkpoint import resolve  # noqa: PLC0415
-
-        (out / SPEECH_ENCODER).mkdir(exist_ok=True)
-        for name in CONFIG_FILES:
-            if (resolve(config.audio.encoder) / name).is_file():
-                shutil.copy(resolve(config.audio.encoder) / name, out / SPEECH_ENCODER / name)
+    if "audio" in modalities and config.audio.encoder != "mfcc":
+        save_configs(config.audio.encoder, out / SPEECH_ENCODER)
         exported.audio.encoder = SPEECH_ENCODER  # rebuilt from these configs; its weights are in model.safetensors
     (out / "config.json").write_text(exported.to_json(indent=2))
     (out / "README.md").write_text(_model_card(run_dir, config, fold, seeds[seed_index], recognizer.label_set.classes))

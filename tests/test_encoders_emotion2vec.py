@@ -6,6 +6,7 @@ FunASR's `inference` embeds one utterance at a time; padded batches must give th
 
 import argparse
 import copy
+import json
 import os
 
 os.environ.setdefault("USE_TF", "0")
@@ -277,3 +278,27 @@ def test_gradients_match_funasr(learned_scale, grad_mult, tmp_path):
             expected = expected.T
         np.testing.assert_allclose(ours[flax_name], expected, atol=1e-3, rtol=1e-3, err_msg=flax_name)
     assert (theirs["modality_encoders.AUDIO.alibi_scale"].grad is None) == (not learned_scale)
+
+
+def test_files_named_by_configuration_json_and_missing_weights(tmp_path):
+    """A ModelScope / hub folder lists its files in configuration.json (FunASR reads `config` and
+    `init_param` from it); `save_configs` keeps what an exported model needs to rebuild the encoder."""
+    variant = "shared-scale-three-alibi-heads"
+    model = reference(variant)
+    folder = save_funasr_folder(model, variant, tmp_path / "hub")
+    (folder / "config.yaml").rename(folder / "emotion2vec.yaml")
+    (folder / "model.pt").rename(folder / "emotion2vec_base.pt")
+    (folder / "configuration.json").write_text(json.dumps(
+        {"framework": "pytorch", "task": "emotion-recognition", "model": {"type": "emotion2vec"},
+         "file_path_metas": {"init_param": "emotion2vec_base.pt", "config": "emotion2vec.yaml"}}))
+    encoder, config = encoders.from_pretrained(folder)
+    wave = waves()[2]
+    batch = encoders.load_preprocessor(folder)([wave], sampling_rate=16000)
+    np.testing.assert_allclose(np.asarray(encoder(jnp.asarray(batch["input_values"])).last_hidden_state[0]),
+                               run_reference(model, wave)[0], atol=1e-4, rtol=1e-4)
+
+    encoders.save_configs(folder, tmp_path / "exported")
+    assert sorted(p.name for p in (tmp_path / "exported").iterdir()) == ["config.yaml"]
+    assert encoders.read_config(tmp_path / "exported") == config
+    with pytest.raises(FileNotFoundError, match="has no model.pt"):
+        encoders.from_pretrained(tmp_path / "exported")

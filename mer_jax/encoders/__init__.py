@@ -18,15 +18,14 @@ from mer_jax.encoders.bert import BertConfig, BertEncoder
 from mer_jax.encoders.checkpoint import CheckpointMismatchError, load_weights, read_tensors
 from mer_jax.encoders.deberta import DebertaV2Config, DebertaV2Encoder
 from mer_jax.encoders.emotion2vec import Emotion2vecConfig, Emotion2vecEncoder
-from mer_jax.encoders.factory import (CONFIG_FILES, encoder_config, from_config, from_pretrained, load_preprocessor,
-                                     load_tokenizer, read_config)
+from mer_jax.encoders.factory import (encoder_config, from_config, from_pretrained, load_preprocessor, load_tokenizer,
+                                     read_config, save_configs)
 from mer_jax.encoders.layers import EncoderOutput
 from mer_jax.encoders.speech import SpeechConfig, SpeechEncoder, SpeechEncoderOutput, WaveformPreprocessor
 from mer_jax.encoders.wav2vec2 import Data2VecAudioEncoder, HubertEncoder, Wav2Vec2Encoder
 from mer_jax.encoders.wavlm import WavLMConfig, WavLMEncoder
 
 __all__ = [
-    "CONFIG_FILES",
     "BertConfig",
     "BertEncoder",
     "CheckpointMismatchError",
@@ -52,4 +51,5 @@ __all__ = [
     "load_weights",
     "read_config",
     "read_tensors",
+    "save_configs",
 ]

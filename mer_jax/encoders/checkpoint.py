@@ -2,7 +2,7 @@
 
 A folder holds `config.json` and the weights as `model.safetensors`, `pytorch_model.bin` (needs
 PyTorch), or either one sharded with an `*.index.json`; a FunASR folder (emotion2vec.py) holds
-`config.yaml` and `model.pt`. A name that is not a local folder is taken
+`config.yaml` and `model.pt` (or the files its `configuration.json` names). A name that is not a local folder is taken
 as a hub id and fetched with `huggingface_hub.snapshot_download`; nothing else touches the network.
 
 Loading is strict. Each Flax parameter has exactly one checkpoint name, derived from the encoder's
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # Downloaded for a hub id: config, tokenizer files and safetensors weights; PyTorch weights only
 # when the repository has no safetensors.
 HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.yaml", "model*.safetensors"]
-HUB_TORCH_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json", "model.pt"]
+HUB_TORCH_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json", "*.pt"]  # *.pt: FunASR's
 # Keys under which PyTorch training checkpoints nest their state dict (FunASR's loader unwraps these).
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
 
@@ -79,9 +79,7 @@ def weight_files(folder: Path) -> list[Path]:
         if (folder / index).is_file():
             shards = sorted(set(json.loads((folder / index).read_text())["weight_map"].values()))
             return [folder / shard for shard in shards]
-    if (folder / "model.pt").is_file():
-        return [folder / "model.pt"]
-    raise FileNotFoundError(f"{folder} has no model.safetensors, pytorch_model.bin (nor a sharded index) or model.pt")
+    raise FileNotFoundError(f"{folder} has no model.safetensors or pytorch_model.bin (nor a sharded index)")
 
 
 def read_tensors(folder: str | Path) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ mean of its final frame states, is LPGNet's audio feature.
 Every block's attention adds ALiBi (`use_alibi`): head h's logit for query i and key j gets
 -slope_h |i - j| times a learned scale (per layer and head, clamped at zero); extra tokens get none.
 A checkpoint is a FunASR folder: `config.yaml` (its `model_conf`) and `model.pt` (a state dict,
-possibly under `model`, `state_dict` or `model_state_dict`); the pre-training decoder, the EMA
+possibly under `model`, `state_dict` or `model_state_dict`), or the files its `configuration.json` names; the pre-training decoder, the EMA
 teacher and the emotion classifier head of the plus models (`proj`) are ignored on loading.
 
 Departures from FunASR:
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import math
 import operator
 from pathlib import Path
@@ -42,12 +43,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from mer_jax.encoders.checkpoint import read_torch_file
 from mer_jax.encoders.layers import dot_product_attention, run_layers
 from mer_jax.encoders.speech import (FeatureEncoder, SpeechBuilder, SpeechConfig,
                                      SpeechEncoderOutput, WaveformPreprocessor)
 from mer_jax.encoders.wav2vec2 import Data2VecAudioPositionalConvLayer
 
 FUNASR_CONFIG = "config.yaml"
+FUNASR_WEIGHTS = "model.pt"
+FUNASR_METAS = "configuration.json"  # a ModelScope / hub folder's list of its files
 MODEL_CLASS = "Emotion2vec"
 SAMPLE_RATE = 16000
 # F.layer_norm's default epsilon, with which FunASR standardises the waveform.
@@ -440,16 +444,25 @@ class Emotion2vecEncoder(nnx.Module):
         return SpeechEncoderOutput(y[:, extra:], mask, hidden_states, mask)
 
 
-def is_funasr_folder(folder: Path) -> bool:
-    """Whether `folder` holds a FunASR checkpoint (config.yaml, no Hugging Face config.json)."""
-    return (folder / FUNASR_CONFIG).is_file() and not (folder / "config.json").is_file()
+def funasr_files(folder: Path) -> tuple[Path, Path] | None:
+    """(config, weights) of a FunASR checkpoint folder: the files its `configuration.json` names
+    (`file_path_metas`: `config`, `init_param`), else config.yaml and model.pt, as FunASR looks them up;
+    None when `folder` is not FunASR's (it has a Hugging Face config.json, or no config.yaml)."""
+    if (folder / "config.json").is_file():
+        return None
+    names = {"config": FUNASR_CONFIG, "init_param": FUNASR_WEIGHTS}
+    if (folder / FUNASR_METAS).is_file():
+        metas = json.loads((folder / FUNASR_METAS).read_text()).get("file_path_metas") or {}
+        names |= {k: v for k, v in metas.items() if k in names and isinstance(v, str) and (folder / v).is_file()}
+    config = folder / names["config"]
+    return (config, folder / names["init_param"]) if config.is_file() else None
 
 
 def read_config(folder: Path) -> Emotion2vecConfig:
-    """The Emotion2vecConfig of a FunASR checkpoint folder's config.yaml."""
+    """The Emotion2vecConfig of a FunASR checkpoint folder's config (config.yaml)."""
     import yaml  # noqa: PLC0415
 
-    file = folder / FUNASR_CONFIG
+    file = funasr_files(folder)[0]
     values = yaml.safe_load(file.read_text()) or {}
     if values.get("model") != MODEL_CLASS or not isinstance(values.get("model_conf"), dict):
         raise ValueError(f"{file}: model is {values.get('model')!r}; only FunASR's {MODEL_CLASS} checkpoints "
@@ -457,12 +470,16 @@ def read_config(folder: Path) -> Emotion2vecConfig:
     return Emotion2vecConfig.from_model_conf(values["model_conf"], source=str(file))
 
 
+def read_tensors(folder: Path) -> dict[str, np.ndarray]:
+    """The weights of a FunASR checkpoint folder (model.pt), in today's layout: older checkpoints store
+    `alibi_scale` without its leading layer axis (FunASR's `upgrade_state_dict_named`)."""
+    file = funasr_files(folder)[1]
+    if not file.is_file():
+        raise FileNotFoundError(f"{folder} has no {file.name}: a FunASR checkpoint needs its weights")
+    tensors = read_torch_file(file)
+    return {name: t[None] if name.endswith("AUDIO.alibi_scale") and t.ndim == 4 else t for name, t in tensors.items()}
+
+
 def preprocessor(config: Emotion2vecConfig) -> WaveformPreprocessor:
     """FunASR's waveform preparation: 16 kHz, standardised with F.layer_norm's epsilon when `normalize`."""
     return WaveformPreprocessor(sampling_rate=SAMPLE_RATE, do_normalize=config.normalize, epsilon=NORMALIZE_EPS)
-
-
-def upgrade_tensors(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Older checkpoints store `alibi_scale` without its leading layer axis (FunASR's `upgrade_state_dict_named`)."""
-    return {name: t[None] if name.endswith("AUDIO.alibi_scale") and t.ndim == 4 else t for name, t in tensors.items()}
-

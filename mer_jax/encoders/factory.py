@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -20,8 +21,6 @@ from mer_jax.encoders.speech import SpeechConfig, WaveformPreprocessor
 from mer_jax.encoders.wav2vec2 import Data2VecAudioEncoder, HubertEncoder, Wav2Vec2Encoder
 from mer_jax.encoders.wavlm import WavLMConfig, WavLMEncoder
 
-# The files that describe an encoder and its input preprocessing, without its weights.
-CONFIG_FILES = ("config.json", "preprocessor_config.json", emotion2vec.FUNASR_CONFIG)
 
 ENCODERS = {
     "bert": (BertConfig, BertEncoder),
@@ -99,10 +98,8 @@ def from_pretrained(name_or_path: str | Path, *, dtype=jnp.float32, rngs: nnx.Rn
     fine-tune with dropout.
     """
     folder = resolve(name_or_path, revision)
-    tensors = read_tensors(folder)
     config = read_config(folder)
-    if isinstance(config, Emotion2vecConfig):
-        tensors = emotion2vec.upgrade_tensors(tensors)
+    tensors = emotion2vec.read_tensors(folder) if isinstance(config, Emotion2vecConfig) else read_tensors(folder)
     # BERT only (ignored otherwise): sentence-embedding checkpoints may come without a pooler.
     has_pooler = "pooler.dense.weight" in canonical_names(tensors, BertEncoder.base_model_prefix)
     encoder = from_config(config, dtype=dtype, rngs=rngs or nnx.Rngs(0), add_pooler=has_pooler, dropout=dropout,
@@ -116,9 +113,22 @@ def read_config(folder: str | Path):
     """The encoder config a checkpoint folder describes: a transformers config (config.json), or an
     `Emotion2vecConfig` (a FunASR folder's config.yaml)."""
     folder = Path(folder)
-    if emotion2vec.is_funasr_folder(folder):
+    if emotion2vec.funasr_files(folder):
         return emotion2vec.read_config(folder)
     return _transformers().AutoConfig.from_pretrained(folder)
+
+
+def save_configs(name_or_path: str | Path, out: str | Path) -> None:
+    """Copy what describes a checkpoint's encoder and its input preprocessing, without the weights, into the
+    folder `out`: config.json (and preprocessor_config.json), or a FunASR folder's config as config.yaml;
+    `read_config` and `load_preprocessor` read `out` as they read the checkpoint."""
+    folder, out = resolve(name_or_path), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    funasr = emotion2vec.funasr_files(folder)
+    files = {funasr[0]: emotion2vec.FUNASR_CONFIG} if funasr else {
+        folder / name: name for name in ("config.json", "preprocessor_config.json") if (folder / name).is_file()}
+    for source, name in files.items():
+        shutil.copy(source, out / name)
 
 
 def load_tokenizer(name_or_path: str | Path, revision: str | None = None):
@@ -130,6 +140,6 @@ def load_preprocessor(name_or_path: str | Path, revision: str | None = None) -> 
     """A speech checkpoint's waveform preprocessing, from its `preprocessor_config.json` or, for
     emotion2vec, its config.yaml (same folder / hub id resolution)."""
     folder = resolve(name_or_path, revision)
-    if emotion2vec.is_funasr_folder(folder):
+    if emotion2vec.funasr_files(folder):
         return emotion2vec.preprocessor(emotion2vec.read_config(folder))
     return WaveformPreprocessor.from_folder(folder)
