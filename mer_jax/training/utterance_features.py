@@ -16,7 +16,7 @@ audio
   first ``features.max_frames``; 2 x n_mfcc, no training). ``emotion2vec``: the paper's vectors,
   imported from ``audio_dir/<utterance id>.npy`` as emotion2vec's own extraction writes them.
   ``speech_frozen``: the pretrained speech encoder ``audio.encoder`` (wav2vec2, HuBERT, WavLM,
-  data2vec-audio) as it is, its ``audio.layer`` hidden state (all layers averaged for ``weighted``)
+  data2vec-audio, emotion2vec) as it is, its ``audio.layer`` hidden state (all layers averaged for ``weighted``)
   averaged over each utterance's real frames, batched by length. ``speech_finetuned``: train the
   dynamic-fusion model, audio only, fine-tuning that encoder, and read its mean projected state.
 
