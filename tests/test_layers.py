@@ -120,3 +120,34 @@ def test_dense_flattening_changes_neither_outputs_nor_gradients():
     grads = [nnx.grad(lambda m: jnp.sum(jnp.sin(m(x))))(m) for m in (dense, linear)]
     for ours, theirs in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("groups, stride, padding", [(4, 1, [(3, 2)]), (6, 2, "VALID"), (1, 1, "SAME")])
+def test_grouped_conv_per_group_equals_one_grouped_convolution(groups, stride, padding):
+    """On this CPU the grouped convolution runs group by group: same values and gradients as PyTorch's
+    grouped Conv1d (the oracle) and as lax's single grouped convolution."""
+    from mer_jax.layers.grouped_conv import conv_general_dilated  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 23, 12)).astype(np.float32)
+    kernel = rng.normal(size=(6, 12 // groups, 24)).astype(np.float32)
+    weights = rng.normal(size=(2, (23 - 6 + (5 if padding != "VALID" else 0)) // stride + 1, 24)).astype(np.float32)
+    numbers = ("NWC", "WIO", "NWC")
+
+    def loss(conv, x, kernel):
+        y = conv(x, kernel, (stride,), padding, dimension_numbers=numbers, feature_group_count=groups)
+        return jnp.sum(y * weights[:, :y.shape[1]]), y
+
+    (ours, y), ours_grad = jax.value_and_grad(loss, argnums=(1, 2), has_aux=True)(conv_general_dilated, x, kernel)
+    (lax_value, lax_y), lax_grad = jax.value_and_grad(loss, argnums=(1, 2), has_aux=True)(
+        jax.lax.conv_general_dilated, x, kernel)
+    np.testing.assert_allclose(y, lax_y, atol=1e-5)
+    for a, b in zip(ours_grad, lax_grad):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    if padding == [(3, 2)]:
+        tx = torch.tensor(np.pad(x, ((0, 0), (3, 2), (0, 0))).transpose(0, 2, 1), requires_grad=True)
+        tk = torch.tensor(kernel.transpose(2, 1, 0), requires_grad=True)
+        ty = torch.nn.functional.conv1d(tx, tk, stride=stride, groups=groups).transpose(1, 2)
+        np.testing.assert_allclose(y, ty.detach().numpy(), atol=1e-4)
+        (ty * torch.tensor(weights[:, :ty.shape[1]])).sum().backward()
+        np.testing.assert_allclose(ours_grad[1], tk.grad.numpy().transpose(2, 1, 0), atol=1e-4)

@@ -43,6 +43,7 @@ from mer_jax.encoders.layers import (
     run_layers,
     token_mask,
 )
+from mer_jax.layers import grouped_conv
 
 POSITION_TERMS = ("c2p", "p2c")
 
@@ -160,7 +161,8 @@ class ConvLayer(nnx.Module):
         c: DebertaV2Config = b.config
         pad = (c.conv_kernel_size - 1) // 2
         self.conv = nnx.Conv(c.hidden_size, c.hidden_size, c.conv_kernel_size, padding=[(pad, pad)],
-                             feature_group_count=c.conv_groups, dtype=b.dtype, kernel_init=b.init, rngs=b.rngs)
+                             feature_group_count=c.conv_groups, dtype=b.dtype, kernel_init=b.init, rngs=b.rngs,
+                             conv_general_dilated=grouped_conv.conv_general_dilated)
         self.act = activation(c.conv_act)
         self.dropout = b.dropout(c.hidden_dropout_prob)
         self.norm = b.norm()

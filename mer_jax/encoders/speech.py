@@ -47,6 +47,7 @@ import numpy as np
 from flax import nnx, struct
 
 from mer_jax.encoders.layers import Builder, activation, dot_product_attention, run_layers
+from mer_jax.layers import grouped_conv
 from mer_jax.layers.batch_norm import MaskedBatchNorm
 
 # torch.nn.LayerNorm / GroupNorm's default epsilon, used by the conv feature extractor's norms.
@@ -153,7 +154,8 @@ class SpeechBuilder(Builder):
         """A Conv1d on (B, L, C), padded by `padding` on both sides or, with `same`, by `same_padding`."""
         padding = [same_padding(kernel_size) if same else (padding, padding)]
         return nnx.Conv(features_in, features_out, kernel_size, stride, padding=padding, feature_group_count=groups,
-                        use_bias=use_bias, dtype=self.dtype, kernel_init=HE_NORMAL, rngs=self.rngs)
+                        use_bias=use_bias, dtype=self.dtype, kernel_init=HE_NORMAL, rngs=self.rngs,
+                        conv_general_dilated=grouped_conv.conv_general_dilated)
 
 
 class ConvLayer(nnx.Module):
@@ -233,8 +235,8 @@ class WeightNormConv1d(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         v = self.weight_v[...]
         kernel = (self.weight_g[...] * v / self.norm(v)).transpose(2, 1, 0)  # (K, in / groups, out)
-        y = jax.lax.conv_general_dilated(x.astype(self.dtype), kernel.astype(self.dtype), (1,), [self.padding],
-                                         dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=self.groups)
+        y = grouped_conv.conv_general_dilated(x.astype(self.dtype), kernel.astype(self.dtype), (1,), [self.padding],
+                                              dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=self.groups)
         return y + self.bias[...].astype(self.dtype)
 
 
