@@ -25,7 +25,8 @@ transformers = pytest.importorskip("transformers")
 from transformers.models.deberta_v2 import modeling_deberta_v2 as reference  # noqa: E402
 
 from mer_jax import encoders  # noqa: E402
-from mer_jax.encoders.deberta import log_bucket_position  # noqa: E402
+from mer_jax.encoders.checkpoint import checkpoint_name  # noqa: E402
+from mer_jax.encoders.deberta import log_bucket_position, relative_rows, skew  # noqa: E402
 
 TINY = dict(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
 
@@ -40,6 +41,10 @@ CONFIGS = {
                 pos_att_type=["p2c", "c2p"], share_att_key=False, conv_kernel_size=3, conv_groups=2,
                 position_biased_input=True, type_vocab_size=2, embedding_size=24,
                 max_position_embeddings=256), 150),
+    # deberta-v3 on a sequence shorter than the bucket range: every distance has its own row.
+    "v3-short": (dict(TINY, relative_attention=True, position_buckets=256, max_relative_positions=-1,
+                      pos_att_type="p2c|c2p", share_att_key=True, norm_rel_ebd="layer_norm",
+                      position_biased_input=False, type_vocab_size=0, max_position_embeddings=512), 24),
     # c2p only with small buckets, tanh-approximate GELU.
     "c2p-only": (dict(TINY, relative_attention=True, position_buckets=16, max_relative_positions=40,
                       pos_att_type="c2p", share_att_key=False, norm_rel_ebd="layer_norm",
@@ -95,6 +100,49 @@ def test_matches_pytorch_on_padded_batch(name, tmp_path):
     for ours, theirs in zip(got.hidden_states, expected.hidden_states):
         assert np.abs(np.asarray(ours) - theirs.numpy())[real].max() <= 1e-4
     assert got.pooled is None
+
+
+@pytest.mark.parametrize("name", ["v3-short", "v2", "c2p-only"])
+def test_gradients_match_pytorch(name, tmp_path):
+    """Fine-tuning: every parameter's gradient equals PyTorch's, the relative table's included (the
+    relative logits are laid out without a gather, so their gradient is computed differently)."""
+    config_kwargs, length = CONFIGS[name]
+    torch_model = save_random_deberta(config_kwargs, tmp_path)
+    encoder, _ = encoders.from_pretrained(tmp_path)
+    ids, mask, types = padded_batch(length, config_kwargs["vocab_size"], config_kwargs.get("type_vocab_size"))
+    weights = np.random.default_rng(2).normal(size=(*ids.shape, config_kwargs["hidden_size"])) * mask[..., None]
+    graph, params, rest = nnx.split(encoder, nnx.Param, ...)
+
+    def loss(params):
+        out = nnx.merge(graph, params, rest)(jnp.asarray(ids), jnp.asarray(mask),
+                                              None if types is None else jnp.asarray(types)).last_hidden_state
+        return jnp.sum(out * weights)
+
+    ours = nnx.to_flat_state(jax.jit(jax.grad(loss))(params))
+    out = torch_model(torch.tensor(ids), torch.tensor(mask),
+                      token_type_ids=None if types is None else torch.tensor(types)).last_hidden_state
+    (out * torch.from_numpy(weights).float()).sum().backward()
+    theirs = {n.removeprefix("deberta."): p.grad for n, p in torch_model.named_parameters()}
+    for path, grad in ours:
+        name_ = checkpoint_name(path, encoder.checkpoint_rules)
+        expected = np.zeros(grad.shape) if theirs[name_] is None else theirs[name_].numpy()
+        if path[-1] == "kernel":
+            expected = expected.T
+        np.testing.assert_allclose(np.asarray(grad[...]), expected, atol=2e-4, rtol=1e-3, err_msg=name_)
+
+
+def test_skew_lays_out_distances_per_key():
+    """skew's out[i, j] is row i's score for distance i - j, scores given for distances L-1 .. -(L-1);
+    relative_rows lists the table row of each distance, consecutive below the log range."""
+    for length in (1, 2, 5):
+        per_distance = np.random.default_rng(length).normal(size=(3, length, 2 * length - 1)).astype(np.float32)
+        expected = np.empty((3, length, length), np.float32)
+        for i in range(length):
+            for j in range(length):
+                expected[:, i, j] = per_distance[:, i, (length - 1) - (i - j)]
+        np.testing.assert_array_equal(np.asarray(skew(jnp.asarray(per_distance))), expected)
+    np.testing.assert_array_equal(relative_rows(4, 256, 512, 256), np.arange(253, 260))
+    np.testing.assert_array_equal(relative_rows(4, -1, 2, 2), [0, 0, 1, 2, 3, 3, 3])
 
 
 def test_log_buckets_match_reference():

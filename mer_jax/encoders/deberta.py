@@ -110,16 +110,35 @@ def log_bucket_position(relative: np.ndarray, buckets: int, max_position: int) -
 
 
 @functools.lru_cache(maxsize=64)
-def relative_position_index(length: int, buckets: int, max_position: int, span: int) -> np.ndarray:
-    """(L, L) rows of the 2*span relative table for query i, key j: clip(d(i - j) + span, 0, 2*span - 1).
-
-    The c2p term reads Pk at [i, j]; the p2c term's index, -d(j - i) + span in the paper's
-    key-major form, is the same number because d is odd, so both terms share this array.
-    """
-    relative = np.arange(length)[:, None] - np.arange(length)[None, :]
+def relative_rows(length: int, buckets: int, max_position: int, span: int) -> np.ndarray:
+    """Row of the 2*span relative table for each distance d = i - j from -(L-1) to L-1, in that order:
+    clip(bucket(d) + span, 0, 2*span - 1). The c2p term of query i, key j reads Pk at d(i - j); the
+    p2c term, -d(j - i) + span in the paper's key-major form, reads Pq at the same row because the
+    bucketing is odd."""
+    relative = np.arange(-(length - 1), length)
     if buckets > 0 and max_position > 0:
         relative = log_bucket_position(relative, buckets, max_position)
     return np.clip(relative + span, 0, 2 * span - 1).astype(np.int32)
+
+
+def take_rows(table: jax.Array, rows: np.ndarray) -> jax.Array:
+    """table[rows] for a static index; a slice when the rows are consecutive (short sequences, whose
+    distances are all below the buckets' log range), so that the gradient is a pad, not a scatter."""
+    if np.all(np.diff(rows) == 1):
+        return table[int(rows[0]):int(rows[-1]) + 1]
+    return table[rows]
+
+
+def skew(per_distance: jax.Array) -> jax.Array:
+    """(..., L, 2L-1) -> (..., L, L): out[i, j] = per_distance[i, L-1-i+j], i.e. row i's scores for
+    distances L-1 .. -(L-1) laid out by key. Transformer-XL's relative shift: pad a column, flatten,
+    and read the rows back with a stride one shorter. No gather, so no scatter in the gradient (XLA's
+    CPU scatter took 12% of DeBERTa-v3-base's training step)."""
+    length = per_distance.shape[-2]
+    padded = jnp.pad(per_distance, [(0, 0)] * (per_distance.ndim - 1) + [(0, 1)])
+    flat = padded.reshape(*padded.shape[:-2], 2 * length * length)
+    return flat[..., length - 1:length - 1 + length * (2 * length - 1)].reshape(
+        *padded.shape[:-2], length, 2 * length - 1)[..., :length]
 
 
 class DisentangledSelfAttention(SelfAttention):
@@ -136,20 +155,19 @@ class DisentangledSelfAttention(SelfAttention):
         self.pos_dropout = b.dropout(c.hidden_dropout_prob) if c.relative_attention else None
 
     def logit_bias(self, q: jax.Array, k: jax.Array, *, rel_embeddings: jax.Array | None = None,
-                   rel_index: jax.Array | None = None) -> jax.Array | float:
-        """c2p[b,h,i,j] = q_i . Pk[idx[i,j]] and p2c[b,h,i,j] = k_j . Pq[idx[i,j]], scaled."""
+                   rel_rows: np.ndarray | None = None) -> jax.Array | float:
+        """c2p[b,h,i,j] = q_i . Pk[r(i-j)] and p2c[b,h,i,j] = k_j . Pq[r(i-j)], scaled: each query
+        (key) is scored against the 2L-1 distances, then `skew` lays the scores out per key (query)."""
         if rel_embeddings is None:
             return 0.0
-        rel = self.pos_dropout(rel_embeddings)
+        rel = take_rows(self.pos_dropout(rel_embeddings), rel_rows)  # distances -(L-1) .. L-1
         bias = 0.0
         if self.c2p:
-            pos_key = self.split_heads((self.pos_key or self.key)(rel))
-            c2p = jnp.einsum("bqhd,rhd->bhqr", q, pos_key)
-            bias = bias + jnp.take_along_axis(c2p, rel_index[None, None], axis=-1)
+            pos_key = self.split_heads((self.pos_key or self.key)(rel))[::-1]
+            bias = bias + skew(jnp.einsum("bqhd,mhd->bhqm", q, pos_key))
         if self.p2c:
             pos_query = self.split_heads((self.pos_query or self.query)(rel))
-            p2c = jnp.einsum("bkhd,rhd->bhkr", k, pos_query)
-            bias = bias + jnp.take_along_axis(p2c, rel_index.T[None, None], axis=-1).swapaxes(-1, -2)
+            bias = bias + skew(jnp.einsum("bkhd,mhd->bhkm", k, pos_query)).swapaxes(-1, -2)
         return jnp.asarray(bias, jnp.float32) * self.scale
 
 
@@ -208,16 +226,16 @@ class DebertaV2Encoder(nnx.Module):
         self.rel_norm = b.norm() if config.uses_rel_norm else None
         self.conv = ConvLayer(b) if config.conv_kernel_size > 0 else None
 
-    def relative_context(self, length: int) -> dict[str, jax.Array]:
-        """The (normalised) relative embedding table and the (L, L) index into it, for every layer."""
+    def relative_context(self, length: int) -> dict:
+        """The (normalised) relative embedding table and its row per distance, for every layer."""
         if self.rel_embeddings is None:
             return {}
         c = self.config
         table = self.rel_embeddings.embedding[...].astype(self.rel_embeddings.dtype)
         if self.rel_norm is not None:
             table = self.rel_norm(table)
-        index = relative_position_index(length, c.position_buckets, c.max_distance, c.relative_span)
-        return {"rel_embeddings": table, "rel_index": jnp.asarray(index)}
+        rows = relative_rows(length, c.position_buckets, c.max_distance, c.relative_span)
+        return {"rel_embeddings": table, "rel_rows": rows}
 
     def __call__(self, input_ids: jax.Array, attention_mask: jax.Array | None = None,
                  token_type_ids: jax.Array | None = None, output_hidden_states: bool = False) -> EncoderOutput:

@@ -285,10 +285,13 @@ def run_layers(layers, x: jax.Array, call: Callable, per_layer: jax.Array | None
     layer's output.
 
     In training (dropout active), consecutive layers of the same structure (most of an encoder) run
-    as one `jax.lax.scan` over their stacked state, so XLA compiles one layer's forward and backward
-    instead of twelve: DeBERTa-v3-base's full train step compiles about 3 s faster and needs 9% less
-    memory, at the same step time. The layers keep their own parameters and names; each draws
-    dropout masks from its own stream, whose advanced state is written back. Evaluation runs the
+    as one `jax.lax.scan` over their stacked state, so JAX traces one layer instead of twelve:
+    DeBERTa-v3-base's full train step compiled about 3 s faster than with a Python loop. The scan is
+    unrolled in XLA (`unroll=True`), so every layer's saved activations sit at a static place: on a
+    CPU, bert-base's and DeBERTa-v3-base's forward+backward ran 6% faster and needed 18-20% less
+    memory than with the rolled loop, for 0.5-0.9 s more compilation. The layers keep their own
+    parameters and names; each draws dropout masks from its own stream, whose advanced state is
+    written back. Evaluation runs the
     layers one by one: stacking the weights costs a copy per call, which made CPU inference 10-20%
     slower. `per_layer` holds a value per layer that `call` receives (e.g. a LayerDrop coin).
     """
@@ -313,7 +316,7 @@ def run_layers(layers, x: jax.Array, call: Callable, per_layer: jax.Array | None
                 y = call(layer, x, extra)
                 return y, (y, nnx.state(layer, nnx.RngState))
 
-            x, (ys, rng_states) = jax.lax.scan(body, x, (stacked, extras))
+            x, (ys, rng_states) = jax.lax.scan(body, x, (stacked, extras), unroll=True)
             for i, layer in enumerate(group):
                 nnx.update(layer, jax.tree.map(lambda leaf: leaf[i], rng_states))
             outputs.extend(ys[i] for i in range(len(group)))
