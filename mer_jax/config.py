@@ -16,6 +16,9 @@ import pathlib
 import ml_collections
 
 
+CLASS_WEIGHT_NAMES = ("none", "balanced", "sqrt")  # train.class_weights: none, or n / (C n_c) to the power 1 or 1/2
+
+
 def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
     """Every field of a run of `model`: its own ``model`` section and its default ``objective``."""
     from mer_jax.models.registry import get_model_spec  # noqa: PLC0415
@@ -156,7 +159,7 @@ def validate(config) -> None:
         "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1", "binary_accuracy", "binary_f1"),
         "text.dtype": ("float32", "bfloat16"),
         "model.dtype": ("float32", "bfloat16"),
-        "train.class_weights": ("none", "balanced", "sqrt"), "features.deltas": (0, 1, 2), "features.frames": ("mfcc", "logmel"), "train.optimizer": ("adamw", "adam"),
+        "train.class_weights": CLASS_WEIGHT_NAMES, "features.deltas": (0, 1, 2), "features.frames": ("mfcc", "logmel"), "train.optimizer": ("adamw", "adam"),
         "train.schedule": ("warmup_cosine", "constant"),
     }
     for field, allowed in choices.items():

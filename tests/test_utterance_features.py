@@ -2,6 +2,7 @@
 vectors, trained extractors that never see test labels, and the cache."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -181,6 +182,24 @@ def test_bilstm_audio_learns_from_training_labels_and_resumes(demo, demo_root, t
 def test_unknown_feature_names_are_refused(demo_root, tmp_path):
     config = _config(demo_root, tmp_path, text="bert_pooler")
     with pytest.raises(ConfigError, match=r"utterance_features.text = 'bert_pooler': must be one of"):
+        validate(config)
+
+
+def test_extractor_class_weights_weigh_the_extractors_loss(demo, demo_root, tmp_path):
+    """utterance_features.extractor_class_weights becomes the extractor run's train.class_weights,
+    changes the vectors, and an unknown name is refused."""
+    data, split = demo
+    config = _config(demo_root, tmp_path / "cache", audio="bilstm")
+    config.model.modalities = "audio"
+    plain = uf.utterance_vectors(config, data, split, tmp_path / "plain")["audio"]
+    config.utterance_features.extractor_class_weights = "balanced"
+    validate(config)
+    weighted = uf.utterance_vectors(config, data, split, tmp_path / "weighted")["audio"]
+    ran_with = json.loads((tmp_path / "weighted" / "extractors" / "audio" / "config.json").read_text())
+    assert ran_with["train"]["class_weights"] == "balanced"
+    assert np.abs(weighted - plain).max() > 1e-4
+    config.utterance_features.extractor_class_weights = "inverse"
+    with pytest.raises(ValueError, match=r"extractor_class_weights = 'inverse': must be one of"):
         validate(config)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from flax import nnx
 
+from mer_jax.config import CLASS_WEIGHT_NAMES
 from mer_jax.data.features import MfccParams, frame_features
 from mer_jax.layers.random_gain import RandomGain
 from mer_jax.layers.spec_augment import SpecAugment
@@ -113,6 +114,7 @@ UTTERANCE_FEATURES = dict(
     extractor_encoder_lr=2e-5,
     extractor_d_model=256,
     extractor_dropout=0.1,
+    extractor_class_weights="none",  # none | balanced | sqrt: the extractor's loss weighted by class (train.class_weights)
     # cross_fit_folds = K > 1: the training part's vectors come out of fold (K extractors, each trained
     # without one K-th of the training dialogues, gives that K-th its vectors), so they are no cleaner
     # than the test part's; validation and test vectors come from the extractor trained on all of it
@@ -133,6 +135,9 @@ def check_utterance_features(config) -> None:
     if section.audio.startswith("speech") != (config.audio.encoder != "mfcc"):
         raise ValueError(f"utterance_features.audio = {section.audio!r} with audio.encoder = {config.audio.encoder!r}: "
                          "speech_frozen / speech_finetuned read the speech encoder audio.encoder names, and only they do")
+    if section.extractor_class_weights not in CLASS_WEIGHT_NAMES:
+        raise ValueError(f"utterance_features.extractor_class_weights = {section.extractor_class_weights!r}: must be "
+                         f"one of {list(CLASS_WEIGHT_NAMES)}")
     if section.cross_fit_folds < 0 or section.cross_fit_folds == 1:
         raise ValueError(f"utterance_features.cross_fit_folds = {section.cross_fit_folds}: 0 (off) or at least 2")
 
