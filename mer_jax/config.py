@@ -121,6 +121,9 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         class_weights="none",
         accumulate_steps=1,  # gradient accumulation: one update per k batches (effective batch k x batch_size)
         clip_norm=1.0,  # global-norm gradient clipping; 0: none
+        # d in (0, 1): validation, checkpoints and test use an exponential moving average of the parameters,
+        # updated after every optimiser update with weight d (about 1 / (1 - d) updates remembered); 0: off
+        ema_decay=0.0,
         select_metric="ua",  # validation metric that chooses the checkpoint
         checkpoint_every_epochs=1,
         log_every_steps=10,
@@ -176,6 +179,8 @@ def validate(config) -> None:
     if config.features.frames == "mfcc" and config.features.n_mfcc > config.features.n_mels:
         raise ConfigError(f"config field features.n_mfcc = {config.features.n_mfcc}: the MFCCs are the DCT of "
                           f"features.n_mels = {config.features.n_mels} log-mel bands, so at most that many")
+    if not 0 <= config.train.ema_decay < 1:
+        raise ConfigError(f"config field train.ema_decay = {config.train.ema_decay!r}: must be in [0, 1) (0: off)")
     if not isinstance(config.text.context_turns, int) or config.text.context_turns < 0:
         raise ConfigError(f"config field text.context_turns = {config.text.context_turns!r}: must be a whole number >= 0")
     speeds = config.augment.speeds

@@ -35,7 +35,7 @@ from mer_jax.training import sharding
 from mer_jax.training.checkpoints import RunCheckpoints
 from mer_jax.training.experiment import ExperimentData, examples_of, load_experiment_data
 from mer_jax.training.objectives import make_objective
-from mer_jax.training.optimizer import frozen_groups, make_optimizer, parameter_groups
+from mer_jax.training.optimizer import evaluated_params, frozen_groups, make_optimizer, parameter_groups
 from mer_jax.training.steps import SplitModel, make_eval_step, make_train_step, seed_slice, stack
 from mer_jax.training.workdir import fold_dir, is_writer, prepare_workdir
 
@@ -251,7 +251,8 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
             epoch_sums = running if epoch_sums is None else jax.tree.map(jnp.add, epoch_sums, running)
             if step % tc.log_every_steps == 0:
                 _log(writer, "train", jax.device_get(measured), step)
-        validation = [m for m, _ in score(trainable, params, other, fold.examples["validation"], config, fold.label_set)]
+        evaluated = evaluated_params(tc, params, opt_state)
+        validation = [m for m, _ in score(trainable, evaluated, other, fold.examples["validation"], config, fold.label_set)]
         _log(writer, "validation", {name: np.array([v[name] for v in validation])
                                     for name in ("loss", "wa", "ua", "weighted_f1", "macro_f1")}, (epoch + 1) * steps)
         train = jax.device_get(epoch_sums) if steps else {"loss": np.full(len(seed_keys), np.nan)} | {
@@ -266,7 +267,7 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
         improved = scores > best
         if improved.any():
             best, best_epoch = np.where(improved, scores, best), np.where(improved, epoch + 1, best_epoch)
-            current = jax.device_get(_model_state({"params": params, "other": other}))
+            current = jax.device_get(_model_state({"params": evaluated, "other": other}))
             best_models = current if best_models is None else jax.tree.map(
                 lambda new, old: np.where(improved.reshape(-1, *[1] * (np.ndim(new) - 1)), new, old),
                 current, best_models)

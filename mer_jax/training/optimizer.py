@@ -1,6 +1,7 @@
 """Layer-wise AdamW (the dynamic-fusion paper, Section 4.2): one learning rate for the pretrained
 text encoder, one for a pretrained speech encoder, another for everything else, global-norm gradient clipping (``clip_norm`` 0: none), warmup
-then cosine decay (or a constant rate).
+then cosine decay (or a constant rate), and optionally an exponential moving average of the parameters
+(``ema_decay``) that validation, checkpoints and test use instead of the raw parameters.
 
 Which parameters form the "encoder" and "audio_encoder" groups is the model's to say (its
 ``encoder_modules`` and ``audio_encoder_modules``). Weight
@@ -11,7 +12,10 @@ its gradients are replaced by zeros, so it stays exactly at its pretrained value
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -67,6 +71,40 @@ def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTran
                   if name in used}
     clip = optax.clip_by_global_norm(train_config.clip_norm) if train_config.clip_norm > 0 else optax.identity()
     optimizer = optax.chain(clip, optax.multi_transform(transforms, groups))
+    if train_config.ema_decay > 0:
+        optimizer = optax.chain(optimizer, parameter_average(train_config.ema_decay))
     if train_config.accumulate_steps > 1:  # the mean gradient of k batches, clipped and applied once
         optimizer = optax.MultiSteps(optimizer, every_k_schedule=train_config.accumulate_steps).gradient_transformation()
     return optimizer
+
+
+class ParameterAverageState(NamedTuple):
+    count: jax.Array
+    averaged_params: optax.Params
+
+
+def parameter_average(decay: float) -> optax.GradientTransformation:
+    """Polyak-style exponential moving average of the parameters after each update (updates pass
+    unchanged): avg <- d_t avg + (1 - d_t) params, with d_t = min(decay, (1 + t) / (10 + t)) as in
+    TensorFlow's ``ExponentialMovingAverage(num_updates=t)``, so the early average follows the
+    parameters instead of their initial values. Kept in the optimiser state, so it is per seed,
+    checkpointed and resumed with it; ``evaluated_params`` reads it."""
+
+    def init(params):
+        return ParameterAverageState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.copy, params))
+
+    def update(updates, state, params):
+        d = jnp.minimum(decay, (1.0 + state.count) / (10.0 + state.count))
+        new = optax.apply_updates(params, updates)
+        averaged = jax.tree.map(lambda a, p: d * a + (1 - d) * p, state.averaged_params, new)
+        return updates, ParameterAverageState(state.count + 1, averaged)
+
+    return optax.GradientTransformation(init, update)
+
+
+def evaluated_params(train_config, params, opt_state):
+    """The parameters that validation, the best checkpoint and test use: the moving average where
+    ``ema_decay`` > 0, the trained parameters otherwise."""
+    if train_config.ema_decay > 0:
+        return optax.tree_utils.tree_get(opt_state, "averaged_params")
+    return params
