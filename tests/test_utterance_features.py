@@ -185,21 +185,25 @@ def test_unknown_feature_names_are_refused(demo_root, tmp_path):
         validate(config)
 
 
-def test_extractor_class_weights_weigh_the_extractors_loss(demo, demo_root, tmp_path):
-    """utterance_features.extractor_class_weights becomes the extractor run's train.class_weights,
-    changes the vectors, and an unknown name is refused."""
+@pytest.mark.parametrize("field, value, train_field, bad", [
+    ("extractor_class_weights", "balanced", "class_weights", "inverse"),
+    ("extractor_ema_decay", 0.9, "ema_decay", 1.0),
+])
+def test_extractor_training_settings_reach_the_extractor_run(demo, demo_root, tmp_path, field, value, train_field, bad):
+    """utterance_features.extractor_class_weights / extractor_ema_decay become the extractor run's
+    train.class_weights / train.ema_decay, change the vectors, and bad values are refused."""
     data, split = demo
     config = _config(demo_root, tmp_path / "cache", audio="bilstm")
     config.model.modalities = "audio"
     plain = uf.utterance_vectors(config, data, split, tmp_path / "plain")["audio"]
-    config.utterance_features.extractor_class_weights = "balanced"
+    config.utterance_features[field] = value
     validate(config)
-    weighted = uf.utterance_vectors(config, data, split, tmp_path / "weighted")["audio"]
-    ran_with = json.loads((tmp_path / "weighted" / "extractors" / "audio" / "config.json").read_text())
-    assert ran_with["train"]["class_weights"] == "balanced"
-    assert np.abs(weighted - plain).max() > 1e-4
-    config.utterance_features.extractor_class_weights = "inverse"
-    with pytest.raises(ValueError, match=r"extractor_class_weights = 'inverse': must be one of"):
+    changed = uf.utterance_vectors(config, data, split, tmp_path / "changed")["audio"]
+    ran_with = json.loads((tmp_path / "changed" / "extractors" / "audio" / "config.json").read_text())
+    assert ran_with["train"][train_field] == value
+    assert np.abs(changed - plain).max() > 1e-4
+    config.utterance_features[field] = bad
+    with pytest.raises(ValueError, match=rf"{field} = {bad!r}: must be"):
         validate(config)
 
 

@@ -115,6 +115,7 @@ UTTERANCE_FEATURES = dict(
     extractor_d_model=256,
     extractor_dropout=0.1,
     extractor_class_weights="none",  # none | balanced | sqrt: the extractor's loss weighted by class (train.class_weights)
+    extractor_ema_decay=0.0,  # d > 0: the vectors come from a moving average of the extractor's parameters (train.ema_decay)
     # cross_fit_folds = K > 1: the training part's vectors come out of fold (K extractors, each trained
     # without one K-th of the training dialogues, gives that K-th its vectors), so they are no cleaner
     # than the test part's; validation and test vectors come from the extractor trained on all of it
@@ -138,6 +139,9 @@ def check_utterance_features(config) -> None:
     if section.extractor_class_weights not in CLASS_WEIGHT_NAMES:
         raise ValueError(f"utterance_features.extractor_class_weights = {section.extractor_class_weights!r}: must be "
                          f"one of {list(CLASS_WEIGHT_NAMES)}")
+    if not 0 <= section.extractor_ema_decay < 1:
+        raise ValueError(f"utterance_features.extractor_ema_decay = {section.extractor_ema_decay!r}: must be in [0, 1) "
+                         "(0: off)")
     if section.cross_fit_folds < 0 or section.cross_fit_folds == 1:
         raise ValueError(f"utterance_features.cross_fit_folds = {section.cross_fit_folds}: 0 (off) or at least 2")
 

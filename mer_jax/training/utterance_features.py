@@ -252,6 +252,7 @@ def extractor_config(config, modality: str):
     c.train.lr = section.extractor_lr
     c.train.encoder_lr = section.extractor_encoder_lr
     c.train.class_weights = section.extractor_class_weights
+    c.train.ema_decay = section.extractor_ema_decay
     c.train.select_metric = config.train.select_metric
     c.train.seeds = 1
     return c
