@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from flax import nnx  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from encoder_throughput import best_step_seconds, xla_memory_gib  # noqa: E402
+from encoder_throughput import add_host_memory_option, best_step_seconds, host_memory, xla_memory_gib  # noqa: E402
 
 from mer_jax.layers.bilstm import BiLSTM  # noqa: E402
 
@@ -45,12 +45,14 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute in both (float32 weights)")
+    add_host_memory_option(parser)
     args = parser.parse_args()
+    memory = host_memory(args)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = jnp.bfloat16 if args.bf16 else jnp.float32
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} on {device} "
           f"({torch.get_num_threads()} threads); BiLSTM {args.features} -> 2 x {args.hidden}, batch {args.batch} x "
-          f"{args.frames} frames; {'bfloat16' if args.bf16 else 'float32'} compute; best of {args.steps}")
+          f"{args.frames} frames; {'bfloat16' if args.bf16 else 'float32'} compute; best of {args.steps}; {memory}")
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(args.frames // 2, args.frames + 1, args.batch)

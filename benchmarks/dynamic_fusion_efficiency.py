@@ -43,7 +43,7 @@ import transformers  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from encoder_throughput import best_step_seconds, hf_configs  # noqa: E402
+from encoder_throughput import add_host_memory_option, best_step_seconds, hf_configs, host_memory  # noqa: E402
 
 from mer_jax import encoders  # noqa: E402
 from mer_jax.models.dynamic_fusion import DynamicFusion  # noqa: E402
@@ -118,13 +118,15 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute in both (float32 parameters)")
+    add_host_memory_option(parser)
     args = parser.parse_args()
+    memory = host_memory(args)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     gpu = jax.default_backend() == "gpu"
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} on {device}; "
           f"text encoder deberta-v3 ({args.size}); {args.frames} frames x {args.tokens} tokens; "
-          f"{'bfloat16' if args.bf16 else 'float32'} compute")
+          f"{'bfloat16' if args.bf16 else 'float32'} compute; {memory}")
     hf_config = hf_configs(args.size)["deberta-v3"]
     torch.manual_seed(0)
     torch_encoder = transformers.AutoModel.from_config(hf_config)

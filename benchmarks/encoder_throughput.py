@@ -31,6 +31,7 @@ import transformers  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from mer_jax import encoders  # noqa: E402
+from mer_jax.host_memory import keep_freed_host_memory  # noqa: E402
 
 DEBERTA_V3 = dict(relative_attention=True, position_buckets=256, max_relative_positions=-1,
                   pos_att_type="p2c|c2p", share_att_key=True, norm_rel_ebd="layer_norm",
@@ -47,6 +48,19 @@ def hf_configs(size: str) -> dict[str, transformers.PretrainedConfig]:
         "bert": transformers.BertConfig(**shape),
         "deberta-v3": transformers.DebertaV2Config(**shape, **DEBERTA_V3),
     }
+
+
+def add_host_memory_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--glibc-default", action="store_true",
+                        help="leave glibc's malloc as it is (default: keep freed host memory for both "
+                             "frameworks, as mer-jax does: mer_jax/host_memory.py)")
+
+
+def host_memory(args) -> str:
+    """Applies the host-memory choice (before anything runs) and names it for the printed header."""
+    if args.glibc_default:
+        return "glibc malloc defaults"
+    return "freed host memory kept" if keep_freed_host_memory() else "glibc malloc defaults (could not change them)"
 
 
 def best_step_seconds(fns: dict, steps: int, warmup: int) -> dict:
@@ -131,12 +145,14 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (float32 params) in both")
+    add_host_memory_option(parser)
     args = parser.parse_args()
+    memory = host_memory(args)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; torch {torch.__version__} on {device} "
           f"({torch.get_num_threads()} threads); batch {args.batch} x length {args.length}; size {args.size}; "
-          f"{'bfloat16' if args.bf16 else 'float32'} compute")
+          f"{'bfloat16' if args.bf16 else 'float32'} compute; {memory}")
     print(f"{'model':<12}{'pass':<18}{'flax seq/s':>12}{'torch seq/s':>13}{'flax/torch':>12}"
           f"{'flax 1st s':>12}{'torch 1st s':>13}{'flax GiB':>10}{'torch GiB':>11}")
 

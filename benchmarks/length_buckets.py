@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import sys
 import tempfile
 import time
 
@@ -32,6 +33,9 @@ os.environ.setdefault("USE_TF", "0")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from encoder_throughput import add_host_memory_option, host_memory  # noqa: E402
 
 from mer_jax.configs import meld_text_minilm  # noqa: E402
 from mer_jax.data.examples import length_buckets, numpy_batches  # noqa: E402
@@ -84,7 +88,9 @@ def main():
     parser.add_argument("--encoder", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--buckets", type=int, default=4)
     parser.add_argument("--utterances", type=int, default=0, help="training utterances timed (0: all)")
+    add_host_memory_option(parser)
     args = parser.parse_args()
+    memory = host_memory(args)
     config = meld_text_minilm.get_config()
     config.data.root, config.text.encoder = args.root, args.encoder
     data = load_experiment_data(config)
@@ -94,7 +100,7 @@ def main():
     utterances = min(args.utterances or n, n) // config.train.batch_size * config.train.batch_size
     print(f"MELD text only, {jax.devices()[0].device_kind}; {n} training utterances ({utterances} timed, "
           f"scaled to the epoch), {len(fold.examples['validation'])} validation; batch {config.train.batch_size}, "
-          f"max_tokens {config.features.max_tokens}")
+          f"max_tokens {config.features.max_tokens}; {memory}")
     results = {count: prepare(config, fold, count, utterances) for count in (1, args.buckets)}
     scale = (n // config.train.batch_size) / (utterances // config.train.batch_size)
     for part in ("train", "validation"):  # a, b, b, a: a load that drifts during the run biases neither

@@ -48,6 +48,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from encoder_throughput import add_host_memory_option, host_memory  # noqa: E402
+
 from mer_jax.configs import lpgnet_iemocap  # noqa: E402
 from mer_jax.data.examples import Examples, Ragged, batch_order  # noqa: E402
 from mer_jax.models.lpgnet import FFN_MULTIPLIER, PATHS  # noqa: E402
@@ -316,7 +319,9 @@ def main(argv=None) -> None:
     parser.add_argument("--train-dialogues", type=int, default=120)
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--data-seed", type=int, default=0)
+    add_host_memory_option(parser)
     args = parser.parse_args(argv)
+    memory = host_memory(args)
     n = args.seeds
     torch_seeds = min(args.torch_seeds or n, n)
     if args.timed_epochs < 1 or n < 1:
@@ -333,7 +338,7 @@ def main(argv=None) -> None:
     batch_max = [int(train_lengths[r].max()) for r in order]
 
     print("LPGNet: N seeds in one compiled program (benchmarks/lpgnet_seeds.py)")
-    print(f"device: {jax.devices()}  (jax {jax.__version__}, backend {jax.default_backend()})")
+    print(f"device: {jax.devices()}  (jax {jax.__version__}, backend {jax.default_backend()}; {memory})")
     print(f"N = {n} seeds; hidden d = {d}; d_ff = {FFN_MULTIPLIER * d}; {len(PATHS)} attention paths; "
           f"dropout 0.1; Adam 3e-4 + L2 1e-5 (constant, no clipping); self-distillation 1.5/1.0/0.3, tau 1")
     print(f"data (synthetic, seed {args.data_seed}): {args.dialogues} dialogues, {int(lengths.sum())} utterances, "

@@ -69,7 +69,7 @@ import transformers  # noqa: E402
 from flax import nnx  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from encoder_throughput import best_step_seconds  # noqa: E402
+from encoder_throughput import add_host_memory_option, best_step_seconds, host_memory  # noqa: E402
 
 from mer_jax import encoders  # noqa: E402
 
@@ -265,7 +265,9 @@ def main():
     parser.add_argument("--steps", type=int, default=3, help="timed calls per pass and framework (best is kept)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls after the first (timed apart) call")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (float32 params) in both")
+    add_host_memory_option(parser)
     args = parser.parse_args()
+    memory = host_memory(args)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     on_gpu = jax.default_backend() == "gpu"
@@ -291,7 +293,7 @@ def main():
           f"{args.model} ({args.size}: hidden {config.hidden_size}, {config.num_hidden_layers} layers); "
           f"batch {args.batch} x {args.seconds:g} s at {SAMPLING_RATE} Hz ({frames} frames, "
           f"{int(batch['frame_mask'].sum())} real); {'bfloat16' if args.bf16 else 'float32'} compute; "
-          f"best of {args.steps} after {args.warmup} warm-up")
+          f"best of {args.steps} after {args.warmup} warm-up; {memory}")
 
     diff = check_parity(config, torch_model, batch, device)
     print(f"parity (float32, eval forward, real frames): max |Flax - PyTorch| = {diff:.2e} "
