@@ -25,7 +25,9 @@ from mer_jax.layers.dropout import Dropout
 
 
 def _exact_gelu(x):
-    return jax.nn.gelu(x, approximate=False)
+    """x Phi(x) with Phi through erf, as PyTorch computes it: on CPUs XLA's erf is about 2.5 times
+    faster than the erfc that `jax.nn.gelu(approximate=False)` uses."""
+    return 0.5 * x * (1.0 + jax.lax.erf(x * (1.0 / math.sqrt(2.0))))
 
 
 def _tanh_gelu(x):
