@@ -36,7 +36,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
@@ -46,6 +45,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from encoder_throughput import add_host_memory_option, best_step_seconds, hf_configs, host_memory  # noqa: E402
 
 from mer_jax import encoders  # noqa: E402
+from mer_jax.config import base_config  # noqa: E402
 from mer_jax.models.dynamic_fusion import DynamicFusion  # noqa: E402
 from mer_jax.models.registry import model_rngs  # noqa: E402
 from mer_jax.training.objectives import cross_entropy  # noqa: E402
@@ -97,9 +97,9 @@ def jax_side(hf_config, torch_encoder, args, compute_dtype):
     model = DynamicFusion(num_classes=CLASSES, n_mfcc=N_MFCC, d_model=D_MODEL, num_heads=HEADS, dropout=DROPOUT,
                           text_encoder=encoder, text_hidden=hf_config.hidden_size, rngs=model_rngs(0))
     split = SplitModel.of(model, jnp.dtype(compute_dtype).name)  # model.dtype: the whole model in bf16 with --bf16
-    train = ml_collections.ConfigDict(dict(optimizer="adamw", lr=1e-4, encoder_lr=2e-5, weight_decay=0.01,
-                                           schedule="constant", warmup_fraction=0.0, clip_norm=1.0,
-                                           freeze_encoder=False, accumulate_steps=1))
+    train = base_config().train  # every field the optimiser reads, with the paper's settings below
+    train.update(optimizer="adamw", lr=1e-4, encoder_lr=2e-5, weight_decay=0.01, schedule="constant",
+                 warmup_fraction=0.0, clip_norm=1.0, freeze_encoder=False, accumulate_steps=1, ema_decay=0.0)
     optimizer = make_optimizer(train, 1000, parameter_groups(split.params, model.encoder_modules))
     params, other = stack([split.params]), stack([split.other])
     opt_state = jax.jit(jax.vmap(optimizer.init))(params)

@@ -51,14 +51,14 @@ def hf_configs(size: str) -> dict[str, transformers.PretrainedConfig]:
 
 
 def add_host_memory_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--glibc-default", action="store_true",
-                        help="leave glibc's malloc as it is (default: keep freed host memory for both "
-                             "frameworks, as mer-jax does: mer_jax/host_memory.py)")
+    parser.add_argument("--keep-host-memory", action="store_true",
+                        help="keep freed host memory in the process, as mer-jax does (mer_jax/host_memory.py); "
+                             "it acts on both frameworks (default: glibc's malloc as it is)")
 
 
 def host_memory(args) -> str:
     """Applies the host-memory choice (before anything runs) and names it for the printed header."""
-    if args.glibc_default:
+    if not args.keep_host_memory:
         return "glibc malloc defaults"
     return "freed host memory kept" if keep_freed_host_memory() else "glibc malloc defaults (could not change them)"
 

@@ -1,0 +1,36 @@
+"""Every benchmark runs to the end at toy sizes and prints both frameworks' numbers and their ratio, so
+a change to the library cannot leave a benchmark broken until someone next times it (the numbers
+themselves are never asserted: benchmarks/README.md)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOY_RUNS = {
+    "encoder_throughput.py": (["--size", "small", "--batch", "2", "--length", "8", "--steps", "1", "--warmup", "0"],
+                              "flax/torch"),
+    "bilstm_throughput.py": (["--batch", "2", "--frames", "12", "--hidden", "8", "--steps", "1", "--warmup", "0"],
+                             "PyTorch/JAX"),
+    "dynamic_fusion_efficiency.py": (["--size", "small", "--batches", "2", "--train-batch", "2", "--frames", "16",
+                                      "--tokens", "8", "--steps", "1", "--warmup", "0"], "PyTorch/JAX"),
+    "speech_encoder_throughput.py": (["--size", "small", "--batch", "2", "--seconds", "0.5", "--steps", "1",
+                                      "--warmup", "0"], "PyTorch/JAX"),
+    "lpgnet_seeds.py": (["--seeds", "2", "--hidden", "16", "--dim", "16", "--dialogues", "12", "--utterances", "60",
+                         "--max-utterances", "8", "--train-dialogues", "8", "--batch", "4", "--timed-epochs", "1",
+                         "--epochs", "2"], "(c)/(b)"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(TOY_RUNS))
+def test_benchmark_runs_at_toy_sizes(script):
+    args, ratio_column = TOY_RUNS[script]
+    env = {**os.environ, "USE_TF": "0", "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
+    command = [sys.executable, str(ROOT / "benchmarks" / script), *args, "--keep-host-memory"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "freed host memory kept" in result.stdout  # --keep-host-memory: mer-jax's setting, for both
+    assert ratio_column in result.stdout
