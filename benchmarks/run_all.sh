@@ -6,6 +6,7 @@
 #   bash benchmarks/run_all.sh [OUT]          # everything
 #   ONLY="bilstm encoders" bash benchmarks/run_all.sh   # a subset: bilstm encoders speech fusion lpgnet
 #   PRECISIONS=bf16 bash benchmarks/run_all.sh          # bf16 and/or float32 (GPU default: both)
+#   EXTRA=--keep-host-memory bash benchmarks/run_all.sh # flags for every benchmark: here mer-jax's host-memory setting
 #
 # Each benchmark has its own time limit (LIMIT seconds, default 900), so one slow row cannot stop the rest.
 # LPGNet's seeds run in float32 only, as the paper trains.
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-benchmarks/results/$(date +%Y-%m-%d)}
 LIMIT=${LIMIT:-900}
 ONLY=${ONLY:-bilstm encoders speech fusion lpgnet}
+EXTRA=${EXTRA:-}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 USE_TF=0 TF_CPP_MIN_LOG_LEVEL=3
 # JAX and PyTorch share the card: JAX allocates as it goes instead of taking 75% up front.
@@ -26,8 +28,9 @@ fi
 
 run() {  # run NAME ARGS...: one benchmark, its log in OUT/NAME.log
   local name=$1; shift
-  echo "=== $name: python3 $*" | tee "$OUT/$name.log"
-  timeout "$LIMIT" python3 "$@" 2>&1 | tee -a "$OUT/$name.log"
+  echo "=== $name: python3 $* $EXTRA" | tee "$OUT/$name.log"
+  # shellcheck disable=SC2086  # EXTRA holds several flags
+  timeout "$LIMIT" python3 "$@" $EXTRA 2>&1 | tee -a "$OUT/$name.log"
   echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$OUT/$name.log"
 }
 
