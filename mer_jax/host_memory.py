@@ -37,8 +37,7 @@ def keep_freed_host_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        get_version = libc.gnu_get_libc_version  # glibc only: musl's mallopt accepts nothing
+        libc.gnu_get_libc_version  # noqa: B018  glibc only: musl's mallopt accepts nothing
     except (OSError, AttributeError):
         return False
-    get_version.restype = ctypes.c_char_p
     return all(libc.mallopt(option, value) == 1 for option, value in SETTINGS)
