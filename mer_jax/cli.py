@@ -18,7 +18,6 @@ stops the command with a message naming it.
 
 from __future__ import annotations
 
-import collections
 import os
 import pathlib
 import sys
@@ -117,15 +116,10 @@ def prepare() -> None:
     """Read the corpus, print what it holds, and compute and cache its features."""
     from mer_jax.data.corpora import read_corpus  # noqa: PLC0415
     from mer_jax.data.features import MfccParams, audio_features  # noqa: PLC0415
-    from mer_jax.data.iemocap import RELEASE_COUNTS  # noqa: PLC0415
 
     config = _config()
     utterances, report = read_corpus(config.data)
     print(report.summary())
-    sessions = collections.Counter(u.session for u in utterances)
-    print("  per session: " + ", ".join(f"{s} {n}" for s, n in sorted(sessions.items())))
-    if config.data.label_set in RELEASE_COUNTS:
-        print(f"  (the full real IEMOCAP release gives {RELEASE_COUNTS[config.data.label_set]})")
     if any(u.audio_path is None for u in utterances):
         print("no audio in this corpus: nothing to cache")
         return

@@ -8,6 +8,7 @@ import pathlib
 import shutil
 
 import pytest
+import soundfile as sf
 
 from mer_jax.data.iemocap import read_iemocap
 from mer_jax.data.records import CorpusError
@@ -80,11 +81,14 @@ def test_bad_input_is_refused_naming_every_file_and_line(broken_corpus):
     assert len(error.value.problems) == 2
 
 
-def test_skip_option_skips_and_counts(broken_corpus):
+def test_skip_option_skips_and_counts(broken_corpus, demo_root):
     root, _, _, _, n = broken_corpus
     utterances, report = read_iemocap(root, "iemocap6", on_error="skip")
     assert len(report.skipped) == 2 and len(utterances) == n - 2
     assert "skipped (bad input): 2" in report.summary()
+    # the malformed turn is skipped, not also counted as a transcript line without a label
+    unlabelled = "transcribed turns without a label"
+    assert report.ignored[unlabelled] == read_iemocap(demo_root, "iemocap6")[1].ignored[unlabelled]
 
 
 @pytest.mark.parametrize("damage, expected", [
@@ -92,6 +96,8 @@ def test_skip_option_skips_and_counts(broken_corpus):
     ("missing_transcript", "has no line in transcriptions"),
     ("empty_transcript", "has an empty transcript"),
     ("missing_wav", "audio file is missing"),
+    ("wav_at_8khz", "sampled at 8000 Hz, but this corpus is recorded at 16000 Hz"),
+    ("truncated_wav", "a truncated copy"),
 ])
 def test_each_kind_of_bad_input_names_the_problem(demo_root, tmp_path, damage, expected):
     root = tmp_path / "c"
@@ -106,8 +112,12 @@ def test_each_kind_of_bad_input_names_the_problem(demo_root, tmp_path, damage, e
                                       if not line.startswith(u.utterance_id + " ")))
     elif damage == "empty_transcript":
         transcript.write_text(transcript.read_text().replace(u.transcript, ""))
-    else:
+    elif damage == "missing_wav":
         pathlib.Path(u.audio_path).unlink()
+    else:  # the first 8000 samples at another rate, or the first 50 samples of 16000 Hz (an interrupted copy)
+        wave, rate = sf.read(u.audio_path)
+        sf.write(u.audio_path, wave[:8000] if damage == "wav_at_8khz" else wave[:50],
+                 8000 if damage == "wav_at_8khz" else rate)
     with pytest.raises(CorpusError, match=expected) as error:
         read_iemocap(root, "iemocap6")
     assert str(emo) in str(error.value)
@@ -119,3 +129,20 @@ def test_macos_resource_files_are_ignored_and_counted(demo_root, tmp_path):
     (root / "Session1/dialog/EmoEvaluation/._Ses01F_impro01.txt").write_bytes(b"\x00\x05\x16\x07")
     _, report = read_iemocap(root, "iemocap6")
     assert report.ignored["macOS '._' metadata files"] == 1
+
+
+def test_a_session_without_label_files_is_a_problem(demo_root, tmp_path):
+    root = tmp_path / "c"
+    shutil.copytree(demo_root, root)
+    shutil.rmtree(root / "Session2/dialog")
+    with pytest.raises(CorpusError, match="no label files") as error:
+        read_iemocap(root, "iemocap4")
+    assert str(root / "Session2") in str(error.value) and len(error.value.problems) == 1
+
+
+def test_summary_gives_sessions_beside_the_real_release(demo_root):
+    utterances, report = read_iemocap(demo_root, "iemocap4")
+    sessions = collections.Counter(u.audio_path.split("/Session")[1][0] for u in utterances)
+    summary = report.summary()
+    assert "per session: " + ", ".join(f"Ses0{s} {n}" for s, n in sorted(sessions.items())) in summary
+    assert "(the full real release gives 5531 utterances" in summary

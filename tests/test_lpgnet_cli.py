@@ -39,3 +39,17 @@ def test_lpgnet_trains_evaluates_and_writes_every_test_utterance(demo_root, tmp_
     assert f"test of the 2 seeds' ensemble (mean probabilities): WA {e['wa']:.4f}  UA {e['ua']:.4f}" in again.stdout
     single = _mer_jax("predict", f"--workdir={workdir}", "--text=hello")
     assert single.returncode != 0 and "mer-jax evaluate" in single.stderr
+
+
+def test_a_batch_larger_than_the_training_dialogues_is_refused_before_training(demo_root, tmp_path):
+    workdir = tmp_path / "run"
+    result = _mer_jax("train", "--config=configs/lpgnet_iemocap.py", f"--workdir={workdir}",
+                      f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
+                      "--config.text.encoder=transformer", "--config.train.batch_size=1000")
+    utterances, _ = read_iemocap(demo_root, "iemocap4")
+    dialogues = {u.dialogue_id for u in utterances if u.session != "Ses05"}  # training and validation
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("mer-jax train: train.batch_size = 1000, but the training part holds only ")
+    assert int(message.split("holds only ")[1].split()[0]) < len(dialogues) and "dialogues" in message
+    assert not (workdir / "extractors").exists()  # refused before any extractor trained

@@ -14,8 +14,10 @@ SAMPLE_RATE = 16_000
 RECORD_SCHEME = "tfds:"
 
 
-def audio_problem(path) -> str | None:
-    """Why `path` cannot be used as audio (missing, unreadable, empty), or None if it can.
+def audio_problem(path, *, sample_rate: int | None = None, seconds: float | None = None) -> str | None:
+    """Why `path` cannot be used as audio, or None if it can: missing, unreadable, empty; recorded at
+    another rate than the corpus' `sample_rate` (a converted or foreign file); or, where the labels
+    say the utterance lasts `seconds`, holding less than half of that (a truncated copy).
 
     Reads only the header, so readers can check every file of a corpus quickly.
     """
@@ -29,6 +31,11 @@ def audio_problem(path) -> str | None:
         return f"audio file is unreadable ({e})"
     if info.frames == 0:
         return "audio file has no samples"
+    if sample_rate is not None and info.samplerate != sample_rate:
+        return f"audio is sampled at {info.samplerate} Hz, but this corpus is recorded at {sample_rate} Hz"
+    if seconds is not None and info.frames / info.samplerate < seconds / 2:
+        return (f"audio lasts {info.frames / info.samplerate:.3f} s, but its label file times the utterance "
+                f"at {seconds:.3f} s: a truncated copy?")
     return None
 
 

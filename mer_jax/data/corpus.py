@@ -27,10 +27,13 @@ class CorpusReport(ReadReport):
 
     speaker_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     speaker_sex: dict[str, str] = dataclasses.field(default_factory=dict)  # 'f', 'm' or 'unknown'
+    session_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     notes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    release_counts: str = ""  # what the whole real release gives, so a user sees at once that their copy is whole
 
     def summary(self) -> str:
-        """`ReadReport.summary` with speaker counts, sexes and notes after the label counts."""
+        """`ReadReport.summary` with speaker counts, sexes, sessions (where they are not the speakers),
+        the real release's counts and notes after the label counts."""
         lines = super().summary().split("\n")
         if len(self.speaker_counts) <= _MAX_LISTED_SPEAKERS:
             listed = ", ".join(f"{s} {n}" for s, n in sorted(self.speaker_counts.items()))
@@ -41,6 +44,10 @@ class CorpusReport(ReadReport):
         if any(sex != UNKNOWN_SEX for sex in self.speaker_sex.values()):
             sexes = collections.Counter(self.speaker_sex.values())
             extra.append("  speaker sex: " + ", ".join(f"{k} {v}" for k, v in sorted(sexes.items())))
+        if set(self.session_counts) != set(self.speaker_counts):
+            extra.append("  per session: " + ", ".join(f"{s} {n}" for s, n in sorted(self.session_counts.items())))
+        if self.release_counts:
+            extra.append(f"  (the full real release gives {self.release_counts})")
         extra.extend(f"  note: {what}: {n}" for what, n in sorted(self.notes.items()))
         return "\n".join(lines[:2] + extra + lines[2:])
 
@@ -58,8 +65,10 @@ class Collector:
     (both are problems naming the file and line). `finish` raises or skips as `on_error` asks.
     """
 
-    def __init__(self, corpus: str, *, label_set: str | LabelSet | None, on_error: OnError):
+    def __init__(self, corpus: str, *, label_set: str | LabelSet | None, on_error: OnError,
+                 sample_rate: int | None = None):
         self.report = CorpusReport(corpus)
+        self.sample_rate = sample_rate  # the release's own rate, where it has one: other files are problems
         self.label_set = resolve_label_set(label_set)
         self.log = ProblemLog(on_error)
         self.utterances: list[Utterance] = []
@@ -80,17 +89,17 @@ class Collector:
             return True
         return False
 
-    def add(self, utt: Utterance, *, source=None, line: int | None = None) -> None:
+    def add(self, utt: Utterance, *, source=None, line: int | None = None, seconds: float | None = None) -> None:
         """Keep `utt`, exclude it by label, or record why it cannot be used.
 
         `source`/`line` name where the utterance was listed (a CSV row); without them the audio
-        file itself is the source.
+        file itself is the source. `seconds`: how long the labels say the audio lasts, where they do.
         """
         where = f" (listed at {source}:{line})" if source is not None else ""
         if self.excludes(utt.label):
             return
         if utt.audio_path is not None:
-            message = _audio_message(utt.audio_path)
+            message = _audio_message(utt.audio_path, sample_rate=self.sample_rate, seconds=seconds)
             if message is not None:
                 self.problem(utt.audio_path, message + where)
                 return
@@ -110,6 +119,7 @@ class Collector:
         report.kept = len(self.utterances)
         report.label_counts.update(u.label for u in self.utterances)
         report.speaker_counts.update(u.speaker for u in self.utterances)
+        report.session_counts.update(u.session for u in self.utterances)
         report.speaker_sex = {
             s: self.speaker_sex.get(s, UNKNOWN_SEX) for s in sorted(report.speaker_counts)
         }
@@ -117,9 +127,9 @@ class Collector:
         return self.utterances, report
 
 
-def _audio_message(path) -> str | None:
+def _audio_message(path, **expected) -> str | None:
     """`audio_problem`, saying plainly when the file is a Git LFS pointer rather than audio."""
-    message = audio_problem(path)
+    message = audio_problem(path, **expected)
     if message is not None and _is_lfs_pointer(path):
         message += "; it is a Git LFS pointer, not audio: fetch the real files with `git lfs pull`"
     return message

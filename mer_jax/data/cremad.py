@@ -10,7 +10,7 @@ session = the actor number. A clone without git-lfs has pointer files instead of
 reported as a problem that says so. The release's issue tracker reports a few broken or silent clips
 (e.g. actor 1076's ``MTI_NEU`` and ``MTI_SAD``): unreadable or empty files are problems (read with
 ``on_error="skip"`` to leave them out and count them); the reader checks headers, not content, so
-a silent but well-formed clip is kept.
+a silent but well-formed clip is kept. The release is 16 kHz: a file at another rate is a problem.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import csv
 import re
 from pathlib import Path
 
+from mer_jax.data.audio import SAMPLE_RATE
 from mer_jax.data.corpus import Collector, decode_name, find_audio_folder, list_wavs
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.records import OnError, ReadReport, Utterance
@@ -64,7 +65,7 @@ def read_cremad(
     level. Actor sex is in ``report.speaker_sex``.
     """
     root = Path(root)
-    collector = Collector(CORPUS, label_set=label_set, on_error=on_error)
+    collector = Collector(CORPUS, label_set=label_set, on_error=on_error, sample_rate=SAMPLE_RATE)
     audio_folder = find_audio_folder(root, "AudioWAV")
     # Beside AudioWAV/ in the release; also found when `root` is AudioWAV/ itself.
     for demographics in (root / DEMOGRAPHICS, audio_folder.parent / DEMOGRAPHICS):

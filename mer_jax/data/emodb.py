@@ -14,6 +14,7 @@ in ``report.speaker_sex``.
 from __future__ import annotations
 
 import re
+from mer_jax.data.audio import SAMPLE_RATE
 from mer_jax.data.corpus import Collector, decode_name, find_audio_folder, list_wavs
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.records import OnError, ReadReport, Utterance
@@ -65,9 +66,9 @@ def read_emodb(
 
     Labels are readable codes (`EMOTIONS` values: 'anger', 'boredom', ...); `label_set` (e.g.
     "emodb7") keeps only the codes it maps. Malformed names, unknown speaker/sentence/emotion codes
-    and unreadable audio are problems naming the file.
+    and unreadable audio or audio not at the release's 16 kHz are problems naming the file.
     """
-    collector = Collector(CORPUS, label_set=label_set, on_error=on_error)
+    collector = Collector(CORPUS, label_set=label_set, on_error=on_error, sample_rate=SAMPLE_RATE)
     for path in list_wavs(find_audio_folder(root, "wav"), collector):
         fields = decode_name(
             path, _NAME, _EXPECTED, collector,

@@ -6,9 +6,10 @@ text from ``SessionN/dialog/transcriptions/<dialog>.txt``, audio from
 
 Utterances whose label is outside the chosen label set are excluded and counted. Transcription
 lines for turns that have no label (ids absent from EmoEvaluation) are ignored and counted. Bad
-input (a malformed turn line, an unknown label, a labelled turn without transcript, a missing or
-unreadable wav) is a `Problem` naming the file and line: all of them are raised together, or skipped
-and counted with ``on_error="skip"``.
+input (a Session folder without label files, a malformed turn line, an unknown label, a labelled
+turn without transcript, a missing or unreadable wav, a wav not at the release's 16 kHz, a wav
+shorter than half its turn's time span) is a `Problem` naming the file and line: all of them are
+raised together, or skipped and counted with ``on_error="skip"``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import pathlib
 import re
 
+from mer_jax.data.audio import SAMPLE_RATE
 from mer_jax.data.corpus import Collector
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.records import OnError, ReadReport, Utterance
@@ -44,9 +46,13 @@ def read_iemocap(root, label_set: str | LabelSet = "iemocap4", *,
     sessions = sorted(p for p in root.glob("Session*") if p.is_dir())
     if not sessions:
         raise FileNotFoundError(f"{root}: no Session* folders; is this an IEMOCAP_full_release folder?")
-    collector = Collector(f"iemocap ({root})", label_set=label_set, on_error=on_error)
+    collector = Collector(f"iemocap ({root})", label_set=label_set, on_error=on_error, sample_rate=SAMPLE_RATE)
+    collector.report.release_counts = RELEASE_COUNTS.get(getattr(collector.label_set, "name", None), "")
     for session_dir in sessions:
-        for emo_file in sorted((session_dir / "dialog" / "EmoEvaluation").glob("*.txt")):
+        emo_files = sorted((session_dir / "dialog" / "EmoEvaluation").glob("*.txt"))
+        if not emo_files:
+            collector.problem(session_dir, "no label files (dialog/EmoEvaluation/*.txt): an incomplete copy of the release?")
+        for emo_file in emo_files:
             if emo_file.name.startswith("._"):
                 collector.ignore("macOS '._' metadata files")
             else:
@@ -57,9 +63,11 @@ def read_iemocap(root, label_set: str | LabelSet = "iemocap4", *,
 def _read_dialogue(session_dir, emo_file, collector: Collector) -> None:
     dialog = emo_file.stem
     turns = []  # (line number, parsed turn line)
+    listed = set()  # every utterance id the turn lines name, parsed or not
     for number, line in enumerate(emo_file.read_text(errors="replace").splitlines(), 1):
         if not line.startswith("["):
             continue
+        listed.update(re.findall(rf"{re.escape(dialog)}_[FM]\d{{3}}", line))
         match = _TURN.match(line)
         if match is None:
             collector.problem(emo_file, f"malformed turn line: {line!r}", number)
@@ -70,8 +78,7 @@ def _read_dialogue(session_dir, emo_file, collector: Collector) -> None:
         else:
             turns.append((number, match))
     turns.sort(key=lambda t: float(t[1]["start"]))
-    transcripts = _read_transcripts(session_dir / "dialog" / "transcriptions" / f"{dialog}.txt",
-                                    {m["utt"] for _, m in turns}, collector)
+    transcripts = _read_transcripts(session_dir / "dialog" / "transcriptions" / f"{dialog}.txt", listed, collector)
     for turn_index, (number, m) in enumerate(turns):
         if collector.excludes(m["label"]):
             continue
@@ -91,11 +98,11 @@ def _read_dialogue(session_dir, emo_file, collector: Collector) -> None:
             speaker=f"Ses{ids['session']}{ids['speaker']}", session=f"Ses{ids['session']}", dialogue_id=dialog,
             turn_index=turn_index, start=float(m["start"]), end=float(m["end"]),
             vad=(float(m["v"]), float(m["a"]), float(m["d"])), scripted="_script" in dialog,
-        ), source=emo_file, line=number)
+        ), source=emo_file, line=number, seconds=float(m["end"]) - float(m["start"]))
 
 
 def _read_transcripts(path, labelled: set[str], collector: Collector) -> dict[str, str] | None:
-    """utterance id -> text for the dialogue's labelled turns; None when the file is missing."""
+    """utterance id -> text for the turns the label file lists (`labelled`); None when the file is missing."""
     if not path.exists():
         return None
     texts = {}

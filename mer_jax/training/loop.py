@@ -22,7 +22,7 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from mer_jax.config import validate
+from mer_jax.config import ConfigError, validate
 from mer_jax.data.examples import Examples, length_buckets
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.splits import Split
@@ -48,6 +48,7 @@ def train_and_evaluate(config, workdir, *, restart: bool = False) -> dict:
     workdir = prepare_workdir(config, workdir, restart=restart)
     data = load_experiment_data(config)
     print(data.report.summary())
+    check_batch_fits(config, data)
     folds = [train_fold(config, data, split, fold_dir(workdir, k, len(data.splits)))
              for k, split in enumerate(data.splits)]
     results = summarize_folds(folds)
@@ -60,6 +61,19 @@ def train_and_evaluate(config, workdir, *, restart: bool = False) -> dict:
         write_report_files(workdir, results, config, report)
     print(report)
     return results
+
+
+def check_batch_fits(config, data: ExperimentData) -> None:
+    """Refuse, before anything trains, a fold whose training part holds fewer examples (dialogues for a
+    dialogue-level model) than one batch: training batches are whole (`batch_order`)."""
+    dialogues = get_model_spec(config.model.name).level == "dialogue"
+    copies = 1 if dialogues else 1 + len(data.sped_up)  # augment.speeds adds the training utterances again
+    for k, split in enumerate(data.splits):
+        n = len({data.utterances[i].dialogue_id for i in split.train}) if dialogues else copies * len(split.train)
+        if n < config.train.batch_size:
+            fold = f" of fold {k + 1}" if len(data.splits) > 1 else ""
+            raise ConfigError(f"train.batch_size = {config.train.batch_size}, but the training part{fold} holds only "
+                              f"{n} {'dialogues' if dialogues else 'examples'}: lower train.batch_size")
 
 
 @dataclasses.dataclass(frozen=True)

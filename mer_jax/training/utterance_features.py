@@ -79,10 +79,10 @@ def utterance_vectors(config, data: ExperimentData, split: Split, workdir: pathl
     workdir = pathlib.Path(workdir)
     modalities = config.model.modalities.split("+")
     vectors = {}
+    if "audio" in modalities:  # first: imported vectors that lack an utterance fail before a text extractor trains
+        vectors["audio"] = audio_vectors(config, data, split, workdir)
     if "text" in modalities:
         vectors["text"] = text_vectors(config, data, split, workdir)
-    if "audio" in modalities:
-        vectors["audio"] = audio_vectors(config, data, split, workdir)
     return vectors
 
 
@@ -173,7 +173,7 @@ def read_emotion2vec(folder, utterance_ids: list[str]) -> np.ndarray:
         if bad:
             lines.append(f"{len(bad)} file(s) are not one {EMOTION2VEC_DIM}-dim vector (shape ({EMOTION2VEC_DIM},) "
                          f"or (1, {EMOTION2VEC_DIM})): {'; '.join(bad[:10])}")
-        raise ValueError(f"emotion2vec vectors in {folder} (utterance_features.audio_dir): " + "; ".join(lines))
+        raise ConfigError(f"emotion2vec vectors in {folder} (utterance_features.audio_dir): " + "; ".join(lines))
     return out
 
 
