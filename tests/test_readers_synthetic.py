@@ -23,11 +23,11 @@ from mer_jax.data.ravdess import read_ravdess
 from mer_jax.data.records import CorpusError
 
 
-def wav(path, seconds=0.05):
-    """A short 440 Hz tone: a valid 16 kHz mono wav."""
+def wav(path, seconds=0.05, rate=16000, channels=1):
+    """A short 440 Hz tone: a valid wav, 16 kHz mono unless asked otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(16000 * seconds)) / 16000
-    sf.write(path, 0.1 * np.sin(2 * np.pi * 440 * t), 16000)
+    t = np.arange(int(rate * seconds)) / rate
+    sf.write(path, np.repeat(0.1 * np.sin(2 * np.pi * 440 * t)[:, None], channels, axis=1), rate)
     return path
 
 
@@ -71,11 +71,13 @@ def test_emodb_bad_input_raises_naming_every_file_or_skips(tmp_path):
     wav(tmp_path / "wav" / "03z99Wa.wav")  # no sentence z99
     wav(tmp_path / "wav" / "03a01W.wav")  # malformed: no version
     junk(tmp_path / "wav" / "08a02Fa.wav")  # corrupt audio
+    wav(tmp_path / "wav" / "09a02Fa.wav", rate=44100)  # not EmoDB's 16 kHz: a converted or foreign file
     with pytest.raises(CorpusError) as excinfo:
         read_emodb(tmp_path)
     found = problems_of(excinfo)
-    assert len(found) == 5
+    assert len(found) == 6
     for name, what in [
+        ("09a02Fa.wav", "sampled at 44100 Hz, but this corpus is recorded at 16000 Hz"),
         ("03a01Xa.wav", "unknown emotion code 'X'"),
         ("05a01Wa.wav", "unknown speaker code '05'"),
         ("03z99Wa.wav", "unknown sentence code 'z99'"),
@@ -86,7 +88,7 @@ def test_emodb_bad_input_raises_naming_every_file_or_skips(tmp_path):
 
     utterances, report = read_emodb(tmp_path, on_error="skip")
     assert [u.utterance_id for u in utterances] == ["03a01Wa"]
-    assert len(report.skipped) == 5 and "skipped (bad input): 5" in report.summary()
+    assert len(report.skipped) == 6 and "skipped (bad input): 6" in report.summary()
 
 
 def test_label_set_excludes_and_counts(tmp_path):
@@ -121,6 +123,17 @@ def test_ravdess_decodes_names_actors_and_song(tmp_path):
     }
     with_song, _ = read_ravdess(tmp_path, include_song=True, label_set="ravdess8")
     assert [u.label for u in with_song] == ["anger", "calm", "happiness"]
+
+
+def test_what_decoding_changes_is_noted_in_the_summary(tmp_path):
+    """A corpus without one fixed rate (RAVDESS ships 48 kHz) is decoded to 16 kHz mono: said, per file."""
+    wav(tmp_path / "Actor_01" / "03-01-05-02-01-02-01.wav", rate=48000, channels=2)
+    wav(tmp_path / "Actor_01" / "03-01-02-01-02-01-01.wav", rate=48000)
+    wav(tmp_path / "Actor_02" / "03-01-02-01-02-01-02.wav")
+    summary = read_ravdess(tmp_path)[1].summary()
+    assert "note: audio files resampled from 48000 Hz to 16000 Hz: 2" in summary
+    assert "note: audio files mixed from 2 channels to mono: 1" in summary
+    assert "16000 Hz to" not in summary
 
 
 def test_ravdess_bad_input(tmp_path):

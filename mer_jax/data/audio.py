@@ -6,6 +6,7 @@ tensorflow-datasets records (`mer_jax.data.tfds_datasets`), whose waveforms are 
 
 from __future__ import annotations
 
+import collections
 import os
 
 import numpy as np
@@ -14,10 +15,12 @@ SAMPLE_RATE = 16_000
 RECORD_SCHEME = "tfds:"
 
 
-def audio_problem(path, *, sample_rate: int | None = None, seconds: float | None = None) -> str | None:
+def audio_problem(path, *, sample_rate: int | None = None, seconds: float | None = None,
+                  formats: collections.Counter | None = None) -> str | None:
     """Why `path` cannot be used as audio, or None if it can: missing, unreadable, empty; recorded at
     another rate than the corpus' `sample_rate` (a converted or foreign file); or, where the labels
-    say the utterance lasts `seconds`, holding less than half of that (a truncated copy).
+    say the utterance lasts `seconds`, holding less than half of that (a truncated copy). `formats`,
+    where given, counts the (sample rate, channels) of every readable file.
 
     Reads only the header, so readers can check every file of a corpus quickly.
     """
@@ -31,6 +34,8 @@ def audio_problem(path, *, sample_rate: int | None = None, seconds: float | None
         return f"audio file is unreadable ({e})"
     if info.frames == 0:
         return "audio file has no samples"
+    if formats is not None:
+        formats[info.samplerate, info.channels] += 1
     if sample_rate is not None and info.samplerate != sample_rate:
         return f"audio is sampled at {info.samplerate} Hz, but this corpus is recorded at {sample_rate} Hz"
     if seconds is not None and info.frames / info.samplerate < seconds / 2:

@@ -13,7 +13,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from mer_jax.data.audio import audio_problem
+from mer_jax.data.audio import SAMPLE_RATE, audio_problem
 from mer_jax.data.labels import LabelSet, get_label_set
 from mer_jax.data.records import OnError, ProblemLog, ReadReport, Utterance
 
@@ -69,6 +69,7 @@ class Collector:
                  sample_rate: int | None = None):
         self.report = CorpusReport(corpus)
         self.sample_rate = sample_rate  # the release's own rate, where it has one: other files are problems
+        self.audio_formats: collections.Counter = collections.Counter()  # (rate, channels) of every readable file listed
         self.label_set = resolve_label_set(label_set)
         self.log = ProblemLog(on_error)
         self.utterances: list[Utterance] = []
@@ -99,7 +100,8 @@ class Collector:
         if self.excludes(utt.label):
             return
         if utt.audio_path is not None:
-            message = _audio_message(utt.audio_path, sample_rate=self.sample_rate, seconds=seconds)
+            message = _audio_message(utt.audio_path, sample_rate=self.sample_rate, seconds=seconds,
+                                     formats=self.audio_formats)
             if message is not None:
                 self.problem(utt.audio_path, message + where)
                 return
@@ -120,6 +122,11 @@ class Collector:
         report.label_counts.update(u.label for u in self.utterances)
         report.speaker_counts.update(u.speaker for u in self.utterances)
         report.session_counts.update(u.session for u in self.utterances)
+        for (rate, channels), n in self.audio_formats.items():  # what decoding will change, said, not done silently
+            if rate != SAMPLE_RATE:
+                report.notes[f"audio files resampled from {rate} Hz to {SAMPLE_RATE} Hz"] += n
+            if channels > 1:
+                report.notes[f"audio files mixed from {channels} channels to mono"] += n
         report.speaker_sex = {
             s: self.speaker_sex.get(s, UNKNOWN_SEX) for s in sorted(report.speaker_counts)
         }
