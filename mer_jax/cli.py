@@ -114,12 +114,16 @@ def _workdir() -> pathlib.Path:
 
 def prepare() -> None:
     """Read the corpus, print what it holds, and compute and cache its features."""
-    from mer_jax.data.corpora import read_corpus  # noqa: PLC0415
     from mer_jax.data.features import MfccParams, audio_features  # noqa: PLC0415
+    from mer_jax.models.registry import get_model_spec  # noqa: PLC0415
+    from mer_jax.training.experiment import read_model_corpus  # noqa: PLC0415
 
     config = _config()
-    utterances, report = read_corpus(config.data)
+    utterances, report = read_model_corpus(config)
     print(report.summary())
+    if "audio" not in get_model_spec(config.model.name).modalities(config):
+        print(f"model.modalities = {config.model.modalities!r} hears no audio: nothing to cache")
+        return
     if any(u.audio_path is None for u in utterances):
         print("no audio in this corpus: nothing to cache")
         return

@@ -179,6 +179,9 @@ def validate(config) -> None:
     if config.features.frames == "mfcc" and config.features.n_mfcc > config.features.n_mels:
         raise ConfigError(f"config field features.n_mfcc = {config.features.n_mfcc}: the MFCCs are the DCT of "
                           f"features.n_mels = {config.features.n_mels} log-mel bands, so at most that many")
+    for field in ("test_fraction", "validation_fraction"):  # random and holdout protocols cut these shares
+        if not 0 < config.split[field] < 1:
+            raise ConfigError(f"config field split.{field} = {config.split[field]!r}: must be in (0, 1)")
     if not 0 <= config.train.ema_decay < 1:
         raise ConfigError(f"config field train.ema_decay = {config.train.ema_decay!r}: must be in [0, 1) (0: off)")
     if not isinstance(config.text.context_turns, int) or config.text.context_turns < 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mer_jax.config import ConfigError
 from mer_jax.data.cremad import read_cremad
 from mer_jax.data.emodb import read_emodb
 from mer_jax.data.iemocap import read_iemocap
@@ -32,7 +33,11 @@ def read_corpus(data_config, *, needs_audio: bool = True, needs_text: bool = Tru
 
         return read_records(data_config)
     if data_config.corpus not in READERS:
-        raise ValueError(f"unknown corpus {data_config.corpus!r}; known: {sorted(READERS)}")
-    options = dict(require_audio=needs_audio, require_transcript=needs_text) if data_config.corpus == "manifest" else {}
-    return READERS[data_config.corpus](data_config.root, label_set=label_set_of(data_config),
+        raise ConfigError(f"unknown corpus {data_config.corpus!r}; known: {sorted(READERS)}")
+    label_set = label_set_of(data_config)
+    options = {"manifest": dict(require_audio=needs_audio, require_transcript=needs_text),
+               # MELD's two label columns: the label set says which one the run classifies
+               "meld": dict(target="sentiment" if data_config.label_set == "meld_sentiment3" else "emotion"),
+               }.get(data_config.corpus, {})
+    return READERS[data_config.corpus](data_config.root, label_set=label_set,
                                        on_error="skip" if data_config.skip_bad_input else "raise", **options)

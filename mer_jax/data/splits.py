@@ -25,6 +25,7 @@ import dataclasses
 
 import numpy as np
 
+from mer_jax.config import ConfigError
 from mer_jax.data.records import Utterance
 
 PROTOCOLS = ("random", "holdout", "loso", "official", "cross_corpus")
@@ -75,7 +76,7 @@ def make_splits(utterances: list[Utterance], protocol: str, *, seed: int, test_f
     if protocol == "holdout":
         unknown = set(test_sessions) - set(sessions)
         if not test_sessions or unknown:
-            raise ValueError(f"holdout needs test_sessions from {sorted(set(sessions))}; got {test_sessions}")
+            raise ConfigError(f"holdout needs test_sessions from {sorted(set(sessions))}; got {test_sessions}")
         held = np.isin(sessions, test_sessions)
         name = (f"held-out session(s) {', '.join(test_sessions)} (speaker-independent), validation "
                 f"{validation_fraction:.0%} of the training {sessions_of}")
@@ -93,19 +94,19 @@ def make_splits(utterances: list[Utterance], protocol: str, *, seed: int, test_f
         partitions = np.array([u.partition for u in utterances])
         parts = [everything[partitions == name] for name in ("train", "dev", "test")]
         if not all(len(p) for p in parts):
-            raise ValueError("the official protocol needs a corpus with train, dev and test partitions (e.g. MELD)")
+            raise ConfigError("the official protocol needs a corpus with train, dev and test partitions (e.g. MELD)")
         if groups is not None:
             train, dev, test = (set(groups[p]) for p in parts)
             shared = (train & dev) | ((train | dev) & test)
             if shared:
-                raise ValueError(f"the official partitions share dialogue(s) {sorted(shared)[:5]}: a dialogue must "
+                raise ConfigError(f"the official partitions share dialogue(s) {sorted(shared)[:5]}: a dialogue must "
                                  "lie in one partition")
         return [Split("official train / dev / test partition (dev selects the checkpoint)", *parts)]
     if protocol == "cross_corpus":  # a trained run scored on another corpus (mer-jax evaluate --corpus=...)
         nothing = everything[:0]
         return [Split(f"cross-corpus: every one of the {len(everything)} utterances is test", nothing, nothing,
                       everything)]
-    raise ValueError(f"unknown split protocol {protocol!r}; choose one of {PROTOCOLS}")
+    raise ConfigError(f"unknown split protocol {protocol!r}; choose one of {PROTOCOLS}")
 
 
 def _carve_validation(name, train_pool, test, fraction, seed, groups=None) -> Split:
@@ -128,7 +129,7 @@ def _dialogue_ids(utterances: list[Utterance]) -> np.ndarray:
     lacking = [u for u in utterances if u.dialogue_id is None]
     if lacking:
         corpora = ", ".join(sorted({u.corpus for u in lacking}))
-        raise ValueError(f"splitting by dialogue needs every utterance's dialogue_id; {len(lacking)} utterance(s) "
+        raise ConfigError(f"splitting by dialogue needs every utterance's dialogue_id; {len(lacking)} utterance(s) "
                          f"of {corpora} have none (e.g. {', '.join(u.utterance_id for u in lacking[:5])}); "
                          "dialogue-level models need a corpus whose reader knows dialogues (IEMOCAP, the demo "
                          "corpus, MELD, or a manifest with dialogue_id and turn columns)")
@@ -140,7 +141,7 @@ def _require_one_session_per_dialogue(utterances, groups: np.ndarray, sessions: 
     seen: dict[str, str] = {}
     split = sorted({g for g, s in zip(groups.tolist(), sessions.tolist()) if seen.setdefault(g, s) != s})
     if split:
-        raise ValueError(f"dialogue(s) {split[:5]} of {utterances[0].corpus} span several sessions, so holding out "
+        raise ConfigError(f"dialogue(s) {split[:5]} of {utterances[0].corpus} span several sessions, so holding out "
                          "sessions would cut them; give every utterance of a dialogue the same session (a manifest's "
                          "session column defaults to the speaker)")
 

@@ -53,4 +53,9 @@ def get_tokenizer(spec: str, training_texts: list[str]):
         return fit_word_vocabulary(training_texts)
     from transformers import AutoTokenizer  # noqa: PLC0415
 
-    return AutoTokenizer.from_pretrained(spec)
+    from mer_jax.config import ConfigError  # noqa: PLC0415
+
+    try:
+        return AutoTokenizer.from_pretrained(spec)
+    except OSError as e:  # no such folder, or a hub name that cannot be fetched
+        raise ConfigError(f"text.encoder / text.tokenizer = {spec!r}: no tokenizer could be loaded ({e})") from None

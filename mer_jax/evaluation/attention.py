@@ -16,6 +16,7 @@ import pathlib
 
 import numpy as np
 
+from mer_jax.config import ConfigError
 from mer_jax.data.examples import Examples
 
 TOP_MIN_COUNT = 3  # a token must occur this often in a class to be ranked (rare tokens rank by luck)
@@ -26,7 +27,7 @@ def attention_of(predictor, examples: Examples):
     tokens, its tokens)."""
     model = predictor.config.model
     if model.name != "dynamic_fusion" or model.modalities != "audio+text" or model.fusion != "cross_attention":
-        raise ValueError(f"the run's model has no cross-modal attention (model.name = {model.name!r}, model.modalities "
+        raise ConfigError(f"the run's model has no cross-modal attention (model.name = {model.name!r}, model.modalities "
                          f"= {model.modalities!r}, model.fusion = {model.get('fusion')!r})")
     for batch, weights in predictor.outputs(examples, "attention"):
         for row in np.flatnonzero(batch["index"] >= 0):

@@ -28,12 +28,18 @@ class ExperimentData:
     sped_up: dict[float, AudioFeatures] = dataclasses.field(default_factory=dict)  # augment.speeds: MFCCs per speed
 
 
+def read_model_corpus(config):
+    """`read_corpus` for what the config's model reads: a text-only model needs no audio, an audio-only
+    one no transcripts."""
+    modalities = get_model_spec(config.model.name).modalities(config)
+    return read_corpus(config.data, needs_audio="audio" in modalities, needs_text="text" in modalities)
+
+
 def load_experiment_data(config) -> ExperimentData:
     """Read the corpus, compute (or load cached) MFCCs when the model hears audio (or decode the waveforms
     when a speech encoder hears it), and make the folds."""
-    modalities = get_model_spec(config.model.name).modalities(config)
-    uses_audio = "audio" in modalities
-    utterances, report = read_corpus(config.data, needs_audio=uses_audio, needs_text="text" in modalities)
+    uses_audio = "audio" in get_model_spec(config.model.name).modalities(config)
+    utterances, report = read_model_corpus(config)
     if uses_audio and any(u.audio_path is None for u in utterances):
         raise ConfigError(f"model.modalities = {config.model.modalities!r} needs audio, but {report.corpus} "
                           "has utterances without audio; use model.modalities = 'text'")

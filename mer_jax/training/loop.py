@@ -11,6 +11,7 @@ matrix and training curves as PNG, test predictions, TensorBoard events.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import pathlib
@@ -48,7 +49,7 @@ def train_and_evaluate(config, workdir, *, restart: bool = False) -> dict:
     workdir = prepare_workdir(config, workdir, restart=restart)
     data = load_experiment_data(config)
     print(data.report.summary())
-    check_batch_fits(config, data)
+    check_training_parts(config, data)
     folds = [train_fold(config, data, split, fold_dir(workdir, k, len(data.splits)))
              for k, split in enumerate(data.splits)]
     results = summarize_folds(folds)
@@ -63,17 +64,29 @@ def train_and_evaluate(config, workdir, *, restart: bool = False) -> dict:
     return results
 
 
-def check_batch_fits(config, data: ExperimentData) -> None:
-    """Refuse, before anything trains, a fold whose training part holds fewer examples (dialogues for a
-    dialogue-level model) than one batch: training batches are whole (`batch_order`)."""
+def check_training_parts(config, data: ExperimentData) -> None:
+    """Before anything trains: refuse a fold whose training part holds fewer examples (dialogues for a
+    dialogue-level model) than one batch, since training batches are whole (`batch_order`), or nothing to
+    test; say which classes of the label set no training utterance has."""
+    if not data.utterances:
+        raise ConfigError(f"no utterances kept from {config.data.root} with label set {config.data.label_set!r}: "
+                          "see the reader's summary above")
     dialogues = get_model_spec(config.model.name).level == "dialogue"
     copies = 1 if dialogues else 1 + len(data.sped_up)  # augment.speeds adds the training utterances again
     for k, split in enumerate(data.splits):
+        fold = f" of fold {k + 1}" if len(data.splits) > 1 else ""
         n = len({data.utterances[i].dialogue_id for i in split.train}) if dialogues else copies * len(split.train)
         if n < config.train.batch_size:
-            fold = f" of fold {k + 1}" if len(data.splits) > 1 else ""
             raise ConfigError(f"train.batch_size = {config.train.batch_size}, but the training part{fold} holds only "
                               f"{n} {'dialogues' if dialogues else 'examples'}: lower train.batch_size")
+        if not len(split.test):
+            raise ConfigError(f"the test part{fold} is empty (split.protocol = {config.split.protocol!r}): "
+                              "check split.test_fraction or split.test_sessions")
+        trained = {data.label_set.index(data.utterances[i].label) for i in split.train}
+        missing = [c for i, c in enumerate(data.label_set.classes) if i not in trained]
+        if missing:
+            print(f"warning: no training utterance{fold} of class {', '.join(missing)} "
+                  f"(label set {config.data.label_set!r}): the model cannot learn it")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,8 +396,10 @@ def load_best(config, workdir, seed_index: int = 0) -> nnx.Module:
 
 
 def write_predictions(path, examples: Examples, probabilities: np.ndarray, classes) -> None:
-    """One line per real utterance: id, true label, predicted label, class probabilities."""
-    lines = ["utterance_id,label,prediction," + ",".join(f"p_{c}" for c in classes)]
-    for uid, label, p in zip(examples.utterance_ids(), examples.labels(), probabilities):
-        lines.append(f"{uid},{classes[label]},{classes[p.argmax()]}," + ",".join(f"{x:.5f}" for x in p))
-    path.write_text("\n".join(lines) + "\n")
+    """One CSV row per real utterance: id, true label, predicted label, class probabilities (an id
+    holding a comma or a quote is quoted, as CSV readers expect)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["utterance_id", "label", "prediction", *(f"p_{c}" for c in classes)])
+        for uid, label, p in zip(examples.utterance_ids(), examples.labels(), probabilities):
+            writer.writerow([uid, classes[label], classes[p.argmax()], *(f"{x:.5f}" for x in p)])

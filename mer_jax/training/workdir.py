@@ -51,11 +51,18 @@ def changed_fields(saved_path: pathlib.Path, config) -> list[str]:
     return sorted(f for f in set(old) | set(new) if old.get(f) != new.get(f) and f not in HARMLESS)
 
 
+def _has_trained(workdir: pathlib.Path) -> bool:
+    """Whether a run in `workdir` got as far as saving anything trained: a folder whose run stopped before
+    (bad input, a bad encoder name) holds only its config, and a rerun with a fixed config is a fresh start."""
+    return any(path.exists() for name in ("checkpoints", "extractors")
+               for path in [workdir / name, *workdir.glob(f"fold*/{name}")])
+
+
 def prepare_workdir(config, workdir, *, restart: bool = False) -> pathlib.Path:
     """Make the run folder and save the config there; refuse a folder that holds another experiment."""
     workdir = pathlib.Path(workdir)
     saved_path = workdir / "config.json"
-    if saved_path.exists() and not restart:
+    if saved_path.exists() and not restart and _has_trained(workdir):
         changed = changed_fields(saved_path, config)
         if changed:
             raise ConfigError(
