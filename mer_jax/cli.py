@@ -257,7 +257,7 @@ def predict() -> None:
     a run or an exported model folder."""
     import csv  # noqa: PLC0415
 
-    from mer_jax.inference import WEIGHTS, EmotionRecognizer  # noqa: PLC0415
+    from mer_jax.inference import WEIGHTS, EmotionRecognizer, InputError  # noqa: PLC0415
 
     if FLAGS.manifest is None and FLAGS.text is None and FLAGS.audio is None:
         raise app.UsageError("predict needs --audio and/or --text, or --manifest and --out")
@@ -270,19 +270,27 @@ def predict() -> None:
         result = recognizer.predict(FLAGS.audio, FLAGS.text or "")
         print(f"{result['label']}  (" + ", ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items()) + ")")
         return
-    with open(FLAGS.manifest, newline="") as f:
+    manifest = pathlib.Path(FLAGS.manifest)
+    with open(manifest, newline="", encoding="utf-8-sig") as f:  # a BOM (Excel's CSVs) is not part of the header
         rows = list(csv.DictReader(f))
     if not rows or not {"audio", "text"} & set(rows[0]):
-        raise FileNotFoundError(f"{FLAGS.manifest}: needs a header with an audio and/or a text column, and rows")
-    items = [(row.get("audio") or None, row.get("text") or "") for row in rows]
+        raise FileNotFoundError(f"{manifest}: needs a header with an audio and/or a text column, and rows")
+    # audio paths are relative to the manifest's folder, as in training manifests
+    items = [(str(manifest.parent / row["audio"]) if row.get("audio") else None, row.get("text") or "") for row in rows]
     classes = recognizer.label_set.classes
-    with open(FLAGS.out, "w", newline="") as f:
+    out, partial = pathlib.Path(FLAGS.out), pathlib.Path(f"{FLAGS.out}.partial")
+    with open(partial, "w", newline="") as f:  # renamed into place once every row is scored: a failure keeps an older --out
         writer = csv.writer(f)
         writer.writerow(["id", "label", *classes])
-        for k, probabilities in enumerate(recognizer.predict_files(items)):
-            writer.writerow([rows[k].get("id") or k, max(probabilities, key=probabilities.get),
-                             *(f"{probabilities[c]:.6f}" for c in classes)])
-    print(f"{len(items)} prediction(s) written to {FLAGS.out}")
+        try:
+            for k, probabilities in enumerate(recognizer.predict_files(items)):
+                writer.writerow([rows[k].get("id") or k, max(probabilities, key=probabilities.get),
+                                 *(f"{probabilities[c]:.6f}" for c in classes)])
+        except InputError as e:
+            partial.unlink()
+            raise InputError(f"{manifest} (item k is row k, on line k + 1): {e}") from None
+    partial.replace(out)
+    print(f"{len(items)} prediction(s) written to {out}")
 
 
 def export() -> None:

@@ -58,6 +58,9 @@ def _waveform(audio: Audio, params: MfccParams, sample_rate: int) -> np.ndarray:
             wave = wave.mean(axis=1)  # channels last, as soundfile reads them
         if wave.ndim != 1:
             raise InputError(f"{name}: expected (samples,) or (samples, channels)")
+        if not np.isfinite(wave).all():  # before resampling, which fails on them
+            raise InputError(f"{name}: {np.count_nonzero(~np.isfinite(wave))} of {len(wave)} audio samples are "
+                             "NaN or infinite")
         if sample_rate != SAMPLE_RATE and len(wave):
             import librosa  # noqa: PLC0415
 
@@ -210,20 +213,24 @@ class EmotionRecognizer:
         """Model-ready examples of (audio, transcript) pairs, featurised as the run's training was.
 
         Any sample rate and channel count is taken (mixed to mono, resampled to 16 kHz). What the
-        model cannot score raises `InputError` naming the item: no audio (or a missing, undecodable,
-        silent or shorter than one 25 ms window file) for a model that hears audio, an empty
-        transcript for one that reads text. An input the model does not read is ignored. Each item is
-        read alone: a run trained with ``text.context_turns`` gets no dialogue context here.
+        model cannot score raises `InputError` naming the item (and its place, of several): no audio (or a missing, undecodable,
+        silent, NaN- or infinity-holding or shorter than one 25 ms window file) for a model that hears
+        audio, an empty transcript for one that reads text. An input the model does not read is ignored.
+        Each item is read alone: a run trained with ``text.context_turns`` gets no dialogue context here.
         """
         params = MfccParams.from_config(self.config.features)
         modalities = get_model_spec(self.config.model.name).modalities(self.config)
         uses_audio = "audio" in modalities
-        for audio, text in items:
-            if "text" in modalities and not (text or "").strip():
-                where = f" for {audio}" if isinstance(audio, str | os.PathLike) else ""
-                raise InputError(f"empty transcript{where}: this model reads text")
+        waves = []
+        for i, (audio, text) in enumerate(items):
+            try:
+                if "text" in modalities and not (text or "").strip():
+                    where = f" for {audio}" if isinstance(audio, str | os.PathLike) else ""
+                    raise InputError(f"empty transcript{where}: this model reads text")
+                waves.append(_waveform(audio, params, sample_rate) if uses_audio else None)
+            except InputError as e:
+                raise InputError(f"item {i + 1} of {len(items)}: {e}" if len(items) > 1 else str(e)) from None
         hears_waveforms = uses_audio and self.config.audio.encoder != "mfcc"
-        waves = [_waveform(audio, params, sample_rate) if uses_audio else None for audio, _ in items]
         waveforms = AudioFeatures(np.concatenate(waves), np.array([len(w) for w in waves])) if hears_waveforms else None
         frames = [mfcc(wave, params) if uses_audio and not hears_waveforms else np.zeros((0, 0), np.float32)
                   for wave in waves]
@@ -326,6 +333,9 @@ def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
     seeds = fold.get("seeds", [fold])
     if seed_index is None:
         seed_index = int(np.argmax([s["validation"][config.train.select_metric] for s in seeds]))
+    elif not 0 <= seed_index < len(seeds):
+        raise InputError(f"{run_dir}: --seed_index={seed_index}, but the run trained {len(seeds)} seed(s): "
+                         f"0 to {len(seeds) - 1}")
     recognizer = EmotionRecognizer.from_run(run_dir, seed_index)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {f"params/{n}": np.asarray(a, np.float32) for n, a in zip(_names(recognizer._params),

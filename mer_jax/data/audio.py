@@ -18,11 +18,12 @@ RECORD_SCHEME = "tfds:"
 def audio_problem(path, *, sample_rate: int | None = None, seconds: float | None = None,
                   formats: collections.Counter | None = None) -> str | None:
     """Why `path` cannot be used as audio, or None if it can: missing, unreadable, empty; recorded at
-    another rate than the corpus' `sample_rate` (a converted or foreign file); or, where the labels
-    say the utterance lasts `seconds`, holding less than half of that (a truncated copy). `formats`,
-    where given, counts the (sample rate, channels) of every readable file.
+    another rate than the corpus' `sample_rate` (a converted or foreign file); where the labels say
+    the utterance lasts `seconds`, holding less than half of that (a truncated copy); or holding NaN
+    or infinite samples. `formats`, where given, counts the (sample rate, channels) of every readable file.
 
-    Reads only the header, so readers can check every file of a corpus quickly.
+    Reads only the header, so readers can check every file of a corpus quickly; and the samples of
+    float files, the only ones that can hold NaN or infinity.
     """
     if not os.path.exists(path):
         return "audio file is missing"
@@ -41,13 +42,15 @@ def audio_problem(path, *, sample_rate: int | None = None, seconds: float | None
     if seconds is not None and info.frames / info.samplerate < seconds / 2:
         return (f"audio lasts {info.frames / info.samplerate:.3f} s, but its label file times the utterance "
                 f"at {seconds:.3f} s: a truncated copy?")
+    if info.subtype in ("FLOAT", "DOUBLE"):
+        return _non_finite(sf.read(str(path), always_2d=True)[0])
     return None
 
 
 def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode `path` to a float32 mono waveform at `sample_rate` Hz.
 
-    Raises ValueError naming the file when it cannot be decoded.
+    Raises ValueError naming the file when it cannot be decoded or holds NaN or infinite samples.
     """
     if str(path).startswith(RECORD_SCHEME):
         return _resampled(next(waveforms([str(path)])), SAMPLE_RATE, sample_rate)
@@ -59,7 +62,16 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise ValueError(f"{path}: cannot decode audio ({e})") from e
     if wave.shape[0] == 0:
         raise ValueError(f"{path}: audio file has no samples")
+    if (message := _non_finite(wave)) is not None:
+        raise ValueError(f"{path}: {message}")
     return _resampled(wave.mean(axis=1), rate, sample_rate)
+
+
+def _non_finite(wave: np.ndarray) -> str | None:
+    """What is wrong with a (frames, channels) `wave` if some samples are NaN or infinite (no feature can be
+    computed from them), else None."""
+    bad = np.count_nonzero(~np.isfinite(wave).all(axis=1))
+    return f"{bad} of {len(wave)} audio samples are NaN or infinite" if bad else None
 
 
 def _resampled(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:

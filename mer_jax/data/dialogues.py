@@ -10,16 +10,19 @@ and the jitted steps never recompile.
 
 Dialogues come in the order of their first utterance in `indices`, so the same indices always give
 the same examples. A dialogue is what shares a ``dialogue_id``; two utterances of one dialogue with
-the same ``turn_index`` are an error (they would be two dialogues under one id).
+the same ``turn_index`` are a `CorpusError` (they would be two dialogues under one id; the manifest
+reader already reports them row by row), and a corpus without dialogues a `ConfigError` (the config
+asks for a dialogue-level model the corpus cannot feed).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from mer_jax.config import ConfigError
 from mer_jax.data.examples import Examples, Ragged
 from mer_jax.data.labels import LabelSet
-from mer_jax.data.records import Utterance
+from mer_jax.data.records import CorpusError, Problem, Utterance
 
 DIALOGUE_READERS = "IEMOCAP, the demo corpus, MELD, or a manifest with dialogue_id and turn columns"
 
@@ -38,9 +41,10 @@ def dialogues_of(utterances: list[Utterance], indices=None) -> list[tuple[str, n
         if len(set(turns)) != len(turns):
             repeated = sorted({t for t in turns if turns.count(t) > 1})
             clash = [utterances[i].utterance_id for i in rows if utterances[i].turn_index in repeated][:5]
-            raise ValueError(f"dialogue {dialogue_id!r} of {utterances[rows[0]].corpus} has several utterances "
-                             f"at turn(s) {repeated[:5]} (e.g. {', '.join(clash)}): each turn of a dialogue must "
-                             "be one utterance (are two dialogues sharing an id?)")
+            corpus = utterances[rows[0]].corpus
+            raise CorpusError([Problem(corpus, None, f"dialogue {dialogue_id!r} of {corpus} has several utterances "
+                                       f"at turn(s) {repeated[:5]} (e.g. {', '.join(clash)}): each turn of a "
+                                       "dialogue must be one utterance (are two dialogues sharing an id?)")])
         dialogues.append((dialogue_id, np.array(sorted(rows, key=lambda i: utterances[i].turn_index), np.int64)))
     return dialogues
 
@@ -94,6 +98,6 @@ def _require_dialogues(utterances: list[Utterance], indices: np.ndarray) -> None
     if lacking:
         corpora = ", ".join(sorted({u.corpus for u in lacking}))
         shown = ", ".join(u.utterance_id for u in lacking[:5])
-        raise ValueError(
+        raise ConfigError(
             f"{len(lacking)} utterance(s) of {corpora} have no dialogue_id or turn_index (e.g. {shown}); "
             f"dialogue-level models need a corpus whose reader knows dialogues: {DIALOGUE_READERS}")

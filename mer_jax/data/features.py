@@ -20,6 +20,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from mer_jax.config import ConfigError
 from mer_jax.data.audio import SAMPLE_RATE, audio_fingerprint, speed_perturbed, waveforms
 from mer_jax.data.records import Utterance
 
@@ -226,14 +227,15 @@ def preceding_turns(utterances: list[Utterance], indices, turns: int) -> list[li
     most recent first: the dialogue context a text encoder reads beside the utterance.
 
     Only the turns among `utterances` count (a reader or label set that drops utterances drops them
-    from the context too); an utterance without a dialogue id or turn index is an error.
+    from the context too); an utterance without a dialogue id or turn index is a `ConfigError` (the
+    config asks for context the corpus does not have).
     """
     lacking = [utterances[i].utterance_id for i in indices
                if utterances[i].dialogue_id is None or utterances[i].turn_index is None]
     if lacking:
-        raise ValueError(f"{len(lacking)} utterance(s) have no dialogue_id or turn_index (e.g. "
-                         f"{', '.join(lacking[:5])}): text.context_turns needs a corpus whose reader knows "
-                         "dialogues and turn order (IEMOCAP, the demo corpus, MELD, a manifest with dialogue_id and turn)")
+        raise ConfigError(f"{len(lacking)} utterance(s) have no dialogue_id or turn_index (e.g. "
+                          f"{', '.join(lacking[:5])}): text.context_turns needs a corpus whose reader knows "
+                          "dialogues and turn order (IEMOCAP, the demo corpus, MELD, a manifest with dialogue_id and turn)")
     dialogues: dict[str, list[tuple[int, str]]] = {}
     for u in utterances:
         if u.dialogue_id is not None and u.turn_index is not None:

@@ -21,19 +21,22 @@ start, end     no        seconds within the dialogue recording
 cells empty. [2] with ``require_transcript=False`` (audio-only corpora) likewise.
 
 Other columns are allowed and ignored. In a CSV/TSV a missing required column is an error at once
-(no row could be read); in JSON lines a missing key is a problem of that line. A bad row (empty
-required cell, missing or unreadable audio, a non-numeric turn, a duplicate id) is a problem naming
-the manifest and line, skipped and counted with ``on_error="skip"``. Without a label set every
-label code is kept; with one, codes it does not map are excluded and counted
+(no row could be read), and so is a file that is not UTF-8 (naming its first undecodable line); in
+JSON lines a missing key is a problem of that line. A bad row (empty required cell, missing or
+unreadable audio, a non-numeric turn, a duplicate id, a dialogue's turn an earlier row already took) is
+a problem naming the manifest and line, skipped and counted with ``on_error="skip"``. Without a label
+set every label code is kept; with one, codes it does not map are excluded and counted
 (``report.excluded_labels``), so a typo in a label shows up there.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
+from mer_jax.config import ConfigError
 from mer_jax.data.corpus import Collector
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.records import CorpusError, OnError, Problem, ReadReport, Utterance
@@ -53,12 +56,17 @@ def read_manifest(
     """Read the manifest at `path`; `corpus` names the corpus (default: the file's stem)."""
     path = Path(path)
     if path.suffix.lower() not in _FORMATS:
-        raise ValueError(f"{path}: manifest must end in {', '.join(_FORMATS)}")
+        raise ConfigError(f"{path}: manifest must end in {', '.join(_FORMATS)}")
     required = ["label", "speaker"]
     required += ["audio"] * require_audio + ["transcript"] * require_transcript
     collector = Collector(corpus or path.stem, label_set=label_set, on_error=on_error)
+    turns: dict[tuple[str, int], int] = {}  # (dialogue_id, turn) -> the line that took it
     for line, row in _records(path, required, collector):
         utt, problem = _utterance(row, path, line, collector.report.corpus, required)
+        if problem is None and utt.turn_index is not None:
+            first = turns.setdefault((utt.dialogue_id, utt.turn_index), line)
+            if first != line:
+                problem = f"dialogue {utt.dialogue_id!r} turn {utt.turn_index} is already taken by line {first}"
         if problem is not None:
             collector.problem(path, problem, line)
         else:
@@ -68,7 +76,7 @@ def read_manifest(
 
 def _records(path: Path, required: list[str], collector: Collector):
     """Yield (line, {column: str}) for each record; empty or null cells become ''."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with io.StringIO(_text(path), newline="") as f:
         delimiter = _FORMATS[path.suffix.lower()]
         if delimiter is None:
             yield from _json_lines(f, path, collector)
@@ -84,6 +92,18 @@ def _records(path: Path, required: list[str], collector: Collector):
             else:
                 yield line, {k: (v or "").strip() for k, v in raw.items()}
             line = reader.line_num + 1
+
+
+def _text(path: Path) -> str:
+    """The manifest's text, without a byte order mark. A file in another encoding (e.g. latin-1 from a
+    spreadsheet) is refused at once, naming its first undecodable line: its other rows are likely wrong too."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise CorpusError([Problem(str(path), line, f"not UTF-8 (byte 0x{data[e.start]:02x} cannot be decoded): "
+                                   "save the manifest as UTF-8")]) from None
 
 
 def _json_lines(f, path: Path, collector: Collector):
