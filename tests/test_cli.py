@@ -65,7 +65,10 @@ def test_skip_option_completes_and_reports_two_skipped(trained_run):
     assert "skipped (bad input): 2" in result.stdout
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["skipped_bad_input"] == 2
+    excluded = ", ".join(f"{k} {v}" for k, v in sorted(metrics["excluded_by_label"].items()))  # the reader's counts
+    assert excluded and f"excluded by label: {excluded}" in result.stdout
     report = (workdir / "report.txt").read_text()
+    assert f"excluded by the label set: {excluded}" in report
     assert "2 utterance(s) skipped" in report and "held-out session(s) Ses05" in report
     assert "computes in bfloat16" in report and "training loss weighted by class (balanced)" in report
     for name in ("config.json", "test_predictions.csv", "tokenizer", "checkpoints/best", "checkpoints/latest",
@@ -197,7 +200,7 @@ def test_cross_corpus_evaluation_maps_labels_and_counts_the_rest(trained_run, tm
     result = mer_jax("evaluate", f"--workdir={workdir}", "--corpus=emodb", f"--root={tmp_path / 'emodb'}",
                      f"--label_map={label_map}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "excluded (label not mapped): boredom 2, fear 2" in result.stdout
+    assert "excluded by the label set: boredom 2, fear 2" in result.stdout
     assert f"labels mapped by {label_map}" in result.stdout and "cross-corpus" in result.stdout
     metrics = json.loads((workdir / "cross_corpus_emodb" / "metrics.json").read_text())
     assert metrics["folds"][0]["sizes"]["test"] == 8 and sum(map(sum, metrics["folds"][0]["test"]["confusion_matrix"])) == 8

@@ -72,11 +72,13 @@ def test_emodb_bad_input_raises_naming_every_file_or_skips(tmp_path):
     wav(tmp_path / "wav" / "03a01W.wav")  # malformed: no version
     junk(tmp_path / "wav" / "08a02Fa.wav")  # corrupt audio
     wav(tmp_path / "wav" / "09a02Fa.wav", rate=44100)  # not EmoDB's 16 kHz: a converted or foreign file
+    wav(tmp_path / "wav" / "10a02Fa.wav", seconds=0.02)  # 20 ms: not one 25 ms analysis window
     with pytest.raises(CorpusError) as excinfo:
         read_emodb(tmp_path)
     found = problems_of(excinfo)
-    assert len(found) == 6
+    assert len(found) == 7
     for name, what in [
+        ("10a02Fa.wav", "audio lasts 20.0 ms, shorter than one 25 ms analysis window"),
         ("09a02Fa.wav", "sampled at 44100 Hz, but this corpus is recorded at 16000 Hz"),
         ("03a01Xa.wav", "unknown emotion code 'X'"),
         ("05a01Wa.wav", "unknown speaker code '05'"),
@@ -88,7 +90,7 @@ def test_emodb_bad_input_raises_naming_every_file_or_skips(tmp_path):
 
     utterances, report = read_emodb(tmp_path, on_error="skip")
     assert [u.utterance_id for u in utterances] == ["03a01Wa"]
-    assert len(report.skipped) == 6 and "skipped (bad input): 6" in report.summary()
+    assert len(report.skipped) == 7 and "skipped (bad input): 7" in report.summary()
 
 
 def test_label_set_excludes_and_counts(tmp_path):

@@ -12,15 +12,17 @@ import os
 import numpy as np
 
 SAMPLE_RATE = 16_000
+MIN_SECONDS = 0.025  # one 25 ms analysis window (features.win_length's default): less holds no frame of speech
 RECORD_SCHEME = "tfds:"
 
 
 def audio_problem(path, *, sample_rate: int | None = None, seconds: float | None = None,
                   formats: collections.Counter | None = None) -> str | None:
-    """Why `path` cannot be used as audio, or None if it can: missing, unreadable, empty; recorded at
-    another rate than the corpus' `sample_rate` (a converted or foreign file); where the labels say
-    the utterance lasts `seconds`, holding less than half of that (a truncated copy); or holding NaN
-    or infinite samples. `formats`, where given, counts the (sample rate, channels) of every readable file.
+    """Why `path` cannot be used as audio, or None if it can: missing, unreadable, empty or shorter than
+    one analysis window; recorded at another rate than the corpus' `sample_rate` (a converted or
+    foreign file); where the labels say the utterance lasts `seconds`, holding less than half of that
+    (a truncated copy); or holding NaN or infinite samples. `formats`, where given, counts the (sample
+    rate, channels) of every readable file.
 
     Reads only the header, so readers can check every file of a corpus quickly; and the samples of
     float files, the only ones that can hold NaN or infinity.
@@ -35,6 +37,8 @@ def audio_problem(path, *, sample_rate: int | None = None, seconds: float | None
         return f"audio file is unreadable ({e})"
     if info.frames == 0:
         return "audio file has no samples"
+    if info.frames < MIN_SECONDS * info.samplerate:
+        return f"audio lasts {1000 * info.frames / info.samplerate:.1f} ms, shorter than one 25 ms analysis window"
     if formats is not None:
         formats[info.samplerate, info.channels] += 1
     if sample_rate is not None and info.samplerate != sample_rate:

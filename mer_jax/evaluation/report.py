@@ -53,7 +53,7 @@ def format_report(results: dict, config) -> str:
         f"data: {results['corpus']}; label set {config.data.label_set}"
         + (f", labels mapped by {config.data.label_map}" if config.data.get("label_map") else "")
         + f"; {results['skipped_bad_input']} utterance(s) skipped as bad input"
-        + ("; excluded (label not mapped): " + ", ".join(f"{k} {v}" for k, v in sorted(results["excluded_by_label"].items()))
+        + ("; excluded by the label set: " + ", ".join(f"{k} {v}" for k, v in sorted(results["excluded_by_label"].items()))
            if results.get("excluded_by_label") else ""),
         f"protocol: {protocol}; checkpoint chosen by validation {config.train.select_metric}"
         + ("; MFCCs normalised per speaker (test speakers' unlabelled frames included)"

@@ -54,6 +54,7 @@ def train_and_evaluate(config, workdir, *, restart: bool = False) -> dict:
              for k, split in enumerate(data.splits)]
     results = summarize_folds(folds)
     results["skipped_bad_input"] = len(data.report.skipped)
+    results["excluded_by_label"] = dict(data.report.excluded_labels)
     results["corpus"] = data.report.corpus
     report = format_report(results, config)
     if is_writer():
