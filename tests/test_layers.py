@@ -104,9 +104,11 @@ def test_masked_mean_by_hand():
 def test_statistics_pooling_by_hand():
     x = jnp.array([[[1.0, 0.0], [3.0, 0.0], [100.0, 9.0]], [[2.0, 1.0], [4.0, 1.0], [9.0, 1.0]]])
     mask = jnp.array([[True, True, False], [True, True, True]])
-    # row 0: mean (2, 0), population std (1, 0); row 1: mean (5, 1), std (sqrt(26/3), 0)
-    expected = [[2.0, 0.0, 1.0, 0.0], [5.0, 1.0, np.sqrt(26 / 3), 0.0]]
-    np.testing.assert_allclose(masked_mean_std(x, mask), expected, atol=1e-2)  # sqrt(var + 1e-5): 3e-3 at var 0
+    # row 0: mean (2, 0), population variance (1, 0); row 1: mean (5, 1), variance (26/3, 0); the standard
+    # deviation is sqrt(variance + 1e-5) (the epsilon keeps the gradient finite at zero spread)
+    eps = 1e-5
+    expected = [[2.0, 0.0, np.sqrt(1.0 + eps), np.sqrt(eps)], [5.0, 1.0, np.sqrt(26 / 3 + eps), np.sqrt(eps)]]
+    np.testing.assert_allclose(masked_mean_std(x, mask), expected, rtol=1e-6)
     np.testing.assert_allclose(masked_mean_std(x, mask)[:, :2], masked_mean(x, mask))
     gradient = jax.grad(lambda x: masked_mean_std(x, mask).sum())(x)
     assert np.isfinite(gradient).all() and not np.asarray(gradient)[0, 2].any()  # padding gets no gradient
