@@ -42,7 +42,7 @@ import transformers  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from encoder_throughput import add_host_memory_option, best_step_seconds, hf_configs, host_memory  # noqa: E402
+from encoder_throughput import SIZES, add_host_memory_option, best_step_seconds, hf_configs, host_memory  # noqa: E402
 
 from mer_jax import encoders  # noqa: E402
 from mer_jax.config import base_config  # noqa: E402
@@ -110,7 +110,7 @@ def jax_side(hf_config, torch_encoder, args, compute_dtype):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=["small", "base"], default="base")
+    parser.add_argument("--size", choices=sorted(SIZES), default="base")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="inference batch sizes")
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--frames", type=int, default=300)

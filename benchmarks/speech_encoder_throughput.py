@@ -84,6 +84,9 @@ SIZES = {
                  conv_dim=(512,) * 7, **CONVS),
     "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
                   conv_dim=(128,) * 7, **CONVS),
+    # a smoke run's shape (the tests run every benchmark at it), not a measurement
+    "toy": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                conv_dim=(16,) * 7, **CONVS),
 }
 # No LayerDrop (transformers skips a dropped layer, the Flax port computes and discards it) and no
 # SpecAugment (not part of the Flax encoder; with both probabilities 0 transformers has no
@@ -103,10 +106,10 @@ def hf_config(model: str, size: str) -> transformers.PretrainedConfig:
 def emotion2vec_conf(size: str) -> dict:
     """emotion2vec_base's FunASR `model_conf` (layer-normed convs, 5 positional conv layers of width 95 in
     16 groups, 4 prenet and 8 main post-norm blocks, 10 extra tokens, ALiBi scales per layer and head),
-    LayerDrop 0 as above; the small size as `SIZES["small"]` (2 + 2 blocks)."""
-    spec = "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2" if size == "base" else \
-        "[(128, 10, 5)] + [(128, 3, 2)] * 4 + [(128, 2, 2)] * 2"
-    dim, heads, depth, prenet = (768, 12, 8, 4) if size == "base" else (256, 4, 2, 2)
+    LayerDrop 0 as above; the small and toy sizes as `SIZES` (2 + 2 and 1 + 1 blocks)."""
+    channels = SIZES[size]["conv_dim"][0]
+    spec = f"[({channels}, 10, 5)] + [({channels}, 3, 2)] * 4 + [({channels}, 2, 2)] * 2"
+    dim, heads, depth, prenet = {"base": (768, 12, 8, 4), "small": (256, 4, 2, 2), "toy": (32, 2, 1, 1)}[size]
     audio = dict(type="AUDIO", feature_encoder_spec=spec, extractor_mode="layer_norm", conv_pos_depth=5,
                  conv_pos_width=95, conv_pos_groups=16, conv_pos_pre_ln=False, prenet_depth=prenet,
                  prenet_layerdrop=0.0, prenet_dropout=0.1, start_drop_path_rate=0.0, end_drop_path_rate=0.0,

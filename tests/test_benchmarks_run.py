@@ -11,13 +11,13 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOY_RUNS = {
-    "encoder_throughput.py": (["--size", "small", "--batch", "2", "--length", "8", "--steps", "1", "--warmup", "0"],
+    "encoder_throughput.py": (["--size", "toy", "--batch", "2", "--length", "8", "--steps", "1", "--warmup", "0"],
                               "flax/torch"),
     "bilstm_throughput.py": (["--batch", "2", "--frames", "12", "--hidden", "8", "--steps", "1", "--warmup", "0"],
                              "PyTorch/JAX"),
-    "dynamic_fusion_efficiency.py": (["--size", "small", "--batches", "2", "--train-batch", "2", "--frames", "16",
+    "dynamic_fusion_efficiency.py": (["--size", "toy", "--batches", "2", "--train-batch", "2", "--frames", "16",
                                       "--tokens", "8", "--steps", "1", "--warmup", "0"], "PyTorch/JAX"),
-    "speech_encoder_throughput.py": (["--size", "small", "--batch", "2", "--seconds", "0.5", "--steps", "1",
+    "speech_encoder_throughput.py": (["--size", "toy", "--batch", "2", "--seconds", "0.5", "--steps", "1",
                                       "--warmup", "0"], "PyTorch/JAX"),
     "lpgnet_seeds.py": (["--seeds", "2", "--hidden", "16", "--dim", "16", "--dialogues", "12", "--utterances", "60",
                          "--max-utterances", "8", "--train-dialogues", "8", "--batch", "4", "--timed-epochs", "1",

@@ -50,7 +50,7 @@ def test_emotion_persists_across_neighbouring_turns(demo_root):
 
 
 def test_every_dialogue_has_a_theme_emotion(tmp_path):
-    root = write_demo_corpus(tmp_path / "demo", seed=5)
+    root = write_demo_corpus(tmp_path / "demo", seed=5, turns_per_dialogue=8)  # the demo's 30 dialogues, shorter
     utterances, _ = read_iemocap(root, "iemocap6")
     dialogues = collections.defaultdict(list)
     for u in utterances:

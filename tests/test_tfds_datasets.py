@@ -15,7 +15,6 @@ import tensorflow_datasets as tfds
 from mer_jax.config import base_config
 from mer_jax.data.audio import load_audio, waveforms
 from mer_jax.data.corpora import read_corpus
-from mer_jax.data.demo import write_demo_corpus
 from mer_jax.data.emodb import read_emodb
 from mer_jax.data.iemocap import read_iemocap
 from mer_jax.data.labels import get_label_set
@@ -53,7 +52,8 @@ def _check_against_reader(builder, utterances, split_of):
 def test_demo_records_equal_the_reader_and_hold_the_seeded_train_test_split(tmp_path):
     builder = MerDemo(data_dir=tmp_path / "tfds")
     builder.download_and_prepare()
-    utterances, _ = read_iemocap(write_demo_corpus(tmp_path / "demo"), label_set=None)
+    # the corpus the builder wrote (the demo writer is deterministic: tests/test_demo_corpus.py)
+    utterances, _ = read_iemocap(tmp_path / "tfds" / "downloads" / "mer_demo_corpus", label_set=None)
     _check_against_reader(builder, utterances, lambda u: f"session{int(u.session[3:])}")
     loaded = tfds.load("mer_demo", split="session1+session2", data_dir=tmp_path / "tfds")
     assert len(loaded) == sum(u.session in ("Ses01", "Ses02") for u in utterances)

@@ -198,5 +198,6 @@ def _vowel(rng, f0: np.ndarray, formant_scale: float) -> np.ndarray:
     harmonic_freq = k * f0[None, :]
     amplitude = (np.exp(-(((harmonic_freq - f1) / 150) ** 2)) + 0.6 * np.exp(-(((harmonic_freq - f2) / 200) ** 2))
                  + 0.05 / k) * (harmonic_freq < SAMPLE_RATE / 2)
-    wave = (amplitude * np.sin(k * phase[None, :])).sum(axis=0)
+    harmonics = np.cumprod(np.broadcast_to(np.exp(1j * phase), amplitude.shape), axis=0).imag  # sin(k phase)
+    wave = (amplitude * harmonics).sum(axis=0)
     return (wave * np.hanning(len(f0))).astype(np.float32)
