@@ -73,9 +73,11 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         validation_fraction=0.1,
         test_sessions=("Ses05",),
     )
-    # the model's own section (mer_jax/models/<name>.py DEFAULTS), and the dtype the whole model computes
-    # in: float32, or bfloat16 (mixed precision on accelerators: parameters and optimiser stay float32)
-    c.model = {"name": model, "dtype": "float32", **spec.defaults}
+    # the model's own section (mer_jax/models/<name>.py DEFAULTS), the dtype the whole model computes
+    # in: float32, or bfloat16 (mixed precision on accelerators: parameters and optimiser stay float32), and
+    # how its new layers start: flax (Flax's initialisers) or torch (PyTorch's defaults, as the papers' code:
+    # layers/torch_init.py; pretrained encoder weights stay as loaded)
+    c.model = {"name": model, "dtype": "float32", "init": "flax", **spec.defaults}
     c.objective = objective_defaults(spec.objective)  # the loss and its parameters (training/objectives.py)
     for name, section in spec.sections.items():  # sections only this model reads (models/registry.py)
         c[name] = dict(section)
@@ -112,8 +114,9 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         audio_encoder_lr=5e-5,  # the speech encoder's learning rate (audio.encoder a checkpoint)
         freeze_audio_encoder=False,  # True: the speech encoder stays at its pretrained weights (no dropout)
         optimizer="adamw",  # adamw (decoupled weight decay) | adam (L2 penalty added to the gradient, as torch's Adam)
-        weight_decay=0.01,  # on matrices only (not biases and norm scales)
-        schedule="warmup_cosine",  # warmup_cosine | constant
+        weight_decay=0.01,  # adamw: matrices only (not biases and norm scales); adam: every parameter, as torch's Adam
+        # warmup_cosine (ours: the dynamic-fusion paper names no schedule) | constant (LPGNet's configs)
+        schedule="warmup_cosine",
         warmup_fraction=0.05,
         seeds=1,  # how many seeds (config.seed, seed + 1, ...) train together in one vmapped program
         # none | balanced | sqrt: weigh each training utterance's loss by its class, n / (C n_c) (or its
@@ -162,6 +165,7 @@ def validate(config) -> None:
         "train.select_metric": ("wa", "ua", "weighted_f1", "macro_f1", "binary_accuracy", "binary_f1"),
         "text.dtype": ("float32", "bfloat16"),
         "model.dtype": ("float32", "bfloat16"),
+        "model.init": ("flax", "torch"),
         "train.class_weights": CLASS_WEIGHT_NAMES, "features.deltas": (0, 1, 2), "features.frames": ("mfcc", "logmel"), "train.optimizer": ("adamw", "adam"),
         "train.schedule": ("warmup_cosine", "constant"),
     }
@@ -205,7 +209,8 @@ def validate(config) -> None:
     try:
         label_set_of(config.data)
         spec = get_model_spec(config.model.name)
-        _same_fields("model", config.model, {"name": config.model.name, "dtype": "float32", **spec.defaults})
+        _same_fields("model", config.model, {"name": config.model.name, "dtype": "float32", "init": "flax",
+                                              **spec.defaults})
         _same_fields("objective", config.objective, objective_defaults(config.objective.name))
         spec.check(config.model)
         spec.check_sections(config)

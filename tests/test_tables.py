@@ -25,6 +25,7 @@ def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_p
     assert "| LPGNet (utterance level) | " in table and "| 87.99 |" in table
     assert "| LPGNet (Frame) | " in table and "| 83.87 |" in table
     assert "seeds: 2" in table and "held-out session(s) Ses05" in table and "audio mfcc_stats" in table
+    assert "torch initialisation" in table  # the paper's configs start as PyTorch's layers do
     rows = [line for line in table.splitlines() if line.startswith(("| Linear", "| LPGNet"))]
     assert [row.count(" ± ") for row in rows[::2]] == [2, 2, 2]  # ACC and F1 of every row, mean ± std over the two seeds
     ensembles = rows[1::2]  # under each row, the two seeds' ensemble: one number per column, no spread
@@ -32,7 +33,8 @@ def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_p
     metrics = json.loads((tmp_path / "t" / "lpgnet" / "metrics.json").read_text())
     assert f"| {100 * metrics['ensemble']['test']['binary_accuracy']:.2f} |" in ensembles[1]
     configs = {row: json.loads((tmp_path / "t" / row / "config.json").read_text()) for row in ("linear", "lpgnet")}
-    assert configs["linear"]["model"] == {"name": "linear", "dtype": "float32", "modalities": "audio+text"}  # no hidden
+    assert configs["linear"]["model"] == {"name": "linear", "dtype": "float32", "init": "torch",  # no hidden
+                                          "modalities": "audio+text"}
     assert configs["lpgnet"]["model"]["hidden"] == 16
     assert json.loads((tmp_path / "t" / "frame" / "config.json").read_text())["model"]["length"] == 40
     utterances, _ = read_iemocap(demo_root, "iemocap4")

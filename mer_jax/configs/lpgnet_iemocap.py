@@ -8,6 +8,11 @@ dialogues, hidden 768, dropout 0.1, tau 1, 150 epochs, 10 seeds (trained togethe
 emotion2vec vectors are imported, one ``<utterance id>.npy`` per utterance, from
 ``utterance_features.audio_dir`` (extract them with the official emotion2vec code); without them,
 ``--config.utterance_features.audio=bilstm`` learns audio vectors from MFCCs here.
+
+LPGNet's layers start as PyTorch's defaults would (``model.init = "torch"``, layers/torch_init.py): the
+paper's code is PyTorch 1.8.1, and with no projection before Q K^T (Eq. 3) the start sets how sharp
+the attention is (PyTorch's kernels: scores about a third of Flax's). Every table on this config
+(lpgnet_table2/3/6/7) inherits it; the utterance-feature extractors (ours) keep Flax's start.
 """
 
 from mer_jax.config import base_config
@@ -25,6 +30,7 @@ def get_config():
     c.utterance_features.audio = "emotion2vec"
     c.utterance_features.audio_dir = "data/emotion2vec_iemocap"
     c.utterance_features.extractor_epochs = 5
+    c.model.init = "torch"  # PyTorch's default initialisers, as the paper's code (see above)
     c.train.optimizer = "adam"  # "L2 weight decay", as PyTorch's Adam applies it
     c.train.lr = 3e-4
     c.train.weight_decay = 1e-5

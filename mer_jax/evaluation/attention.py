@@ -6,6 +6,23 @@ utterance this writes heatmaps (audio frames x text tokens, the tokens as labels
 and the head average) and each token's mean weight as CSV; over a run's test part, the tokens each
 class attends to most. Weights are read from the model's ``attention`` output of real frames and
 tokens only.
+
+What of Table 5 this measures, row by row:
+
+* "Speech: high-frequency band (>4 kHz), 0.67" cannot be measured: the queries are BiLSTM (or speech
+  encoder) states, one per audio frame, each mixing every MFCC (or the whole waveform), so they have
+  no frequency axis, and Eq. 3's weights are over text tokens, never over frequencies: no weight
+  belongs to a band. Measured instead: the weights along audio time (the heatmaps' vertical axis),
+  frame by frame.
+* "Negative lexicons (e.g. 'unbearable'), 0.58": each token's mean weight (tokens.csv) and each
+  class's most attended tokens over the test part (top_tokens.csv; the anger class's for the paper's
+  example).
+* "Speech peaks <-> text exclamation marks, 0.43": only the text side: a "!" token's weight, where the
+  tokenizer keeps it, in the same files; speech peaks (energy maxima) are not located.
+
+Scale: each frame's weights over its utterance's tokens sum to 1, so a token's mean weight is about
+1 / (number of tokens) unless attention concentrates; the paper does not say what its 0.67, 0.58 and
+0.43 are normalised over, so ours are not comparable to them number for number.
 """
 
 from __future__ import annotations

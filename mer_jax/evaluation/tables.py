@@ -81,7 +81,8 @@ def markdown(table, row_dirs: dict[str, pathlib.Path], overrides: list[str] = ()
              f"- protocol: {metrics['folds'][0]['protocol']}; checkpoint per seed by validation "
              f"{config.train.select_metric}; test scored once",
              f"- features: {features}",
-             f"- seeds: {config.train.seeds} (mean ± std over seeds), {config.train.epochs} epochs"
+             f"- seeds: {config.train.seeds} (mean ± std over seeds), {config.train.epochs} epochs; "
+             f"{config.model.init} initialisation"
              + ("; an ensemble line scores the mean of the seeds' class probabilities, each seed at its own "
                 "best validation epoch" if "ensemble" in metrics else "")]
     if overrides:

@@ -78,7 +78,7 @@ class PositionFFN(nnx.Module):
 class ResidualEnhancement(nnx.Module):
     """Eq. 6-8: X_final = Q + A_conv + FFN(A_conv), with A_conv (Eq. 6) broadcast over the
     utterances before the position-wise FFN. ``position_ffn=False`` (Table 3's "w/o position-wise
-    FFN") drops the FFN term: X_final = Q + A_conv."""
+    FFN") drops the FFN term: X_final = Q + A_conv, and with it the FFN's dropout, LPGNet's only one."""
 
     def __init__(self, d: int, *, d_ff: int, dropout: float, position_ffn: bool, rngs: nnx.Rngs):
         self.compression = GlobalCompression(d, rngs=rngs)

@@ -21,6 +21,19 @@ Where the paper is vague we choose, and say so:
 * MFCCs are standardised with the training part's statistics (`prepare`), and at most ``max_frames``
   (300 = 3 s at 10 ms) frames are kept: the paper truncates "to 10% length", which we read as a cap
   that keeps batches of fixed shape (``--config.features.max_frames`` changes it).
+* Dropout 0.3 (Section 4.2, "Regularization: Dropout rate 0.3") is ``model.dropout`` on the layers
+  this model adds: the cross-modal attention weights, the attended text before the residual, and the
+  MLP's input and hidden layer (and inside the small from-scratch Transformer). A pretrained text or
+  speech encoder keeps its checkpoint's own rates (0.1 in DeBERTa-v3-base and BERT-base; a frozen one
+  none), the usual fine-tuning practice; the paper does not say where its 0.3 applies.
+* K and V: Eq. 3 (Section 3.4) defines them as projections of their own, K = T W_k, V = T W_v, while
+  Section 4.5 lists "Key-value projection matrices reuse text branch parameters" among its efficiency
+  optimisations. The two passages disagree; ``share_kv`` defaults to Eq. 3 (off), and ``share_kv=True``
+  is Section 4.5's reading (below).
+* Schedule: the paper names none (Section 4.2 gives the optimiser, learning rates, dropout, clipping
+  and batch size only). ``train.schedule = warmup_cosine`` (5% linear warm-up, cosine decay to 1% of
+  the peak) is ours, the common recipe for fine-tuning a pretrained Transformer; ``constant`` reads the
+  paper's silence literally. AdamW's weight decay (0.01, matrices only) is ours as well.
 
 Switches for the paper's ablations (Tables 1-2) and its efficiency note (Section 4.5):
 
@@ -155,11 +168,11 @@ DEFAULTS = dict(
     modalities="audio+text",  # audio+text | audio | text
     d_model=256,
     num_heads=8,
-    dropout=0.3,
+    dropout=0.3,  # Section 4.2's rate, on our layers; a pretrained encoder keeps its checkpoint's (docstring)
     query="frames",  # frames | pooled: what the cross-modal attention's Q is
     audio_encoder="bilstm",  # bilstm | mean: temporal modelling of the MFCC frames, or none
     fusion="cross_attention",  # cross_attention | concat
-    share_kv=False,  # K = V = the text branch's projection (Section 4.5)
+    share_kv=False,  # True: K = V = the text branch's projection (Section 4.5); off: Eq. 3's own W_k, W_v
     audio_pooling="mean",  # mean | stats: the audio frames pooled to their mean, or mean and standard deviation
 )
 

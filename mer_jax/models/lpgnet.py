@@ -59,7 +59,9 @@ class LPGNet(EmotionModel):
       ``logits`` is that branch's classifier (Eq. 18's head), and there are no student outputs.
     * ``inter_attention=False``: no X_at / X_ta paths (T_fused = Linear(H_t), A_fused = Linear(H_a)).
     * ``intra_attention=False``: no X_tt / X_aa paths (T_fused = Linear(H_at), A_fused = Linear(H_ta)).
-    * ``position_ffn=False``: Eq. 8 without the FFN term, X_final = Q + A_conv.
+    * ``position_ffn=False``: Eq. 8 without the FFN term, X_final = Q + A_conv. This also removes every
+      dropout: the model's only dropout is inside the FFN (Eq. 7), so the ablation trains unregularised
+      (the paper does not say whether its ablation kept a dropout elsewhere).
     * ``gated_fusion=False`` (w/o dual-gated fusion): no unimodal gates (H = X) and, instead of the
       softmax modality gate, plain concatenation + linear: F_final = Linear([T_fused; A_fused]).
     * ``context=False`` (not in the paper: a no-context control): every utterance is processed as a

@@ -15,8 +15,10 @@ from flax import nnx
 
 from mer_jax.config import CLASS_WEIGHT_NAMES
 from mer_jax.data.features import MfccParams, frame_features
+from mer_jax.data.tokenizer import SMALL_TRANSFORMER
 from mer_jax.layers.random_gain import RandomGain
 from mer_jax.layers.spec_augment import SpecAugment
+from mer_jax.layers.torch_init import torch_init
 from mer_jax.models import dynamic_fusion, linear, lpgnet, lpgnet_frame
 from mer_jax.models.speech_encoder import build_speech_branch
 from mer_jax.models.text_encoder import build_text_encoder
@@ -178,6 +180,14 @@ def build_model(config, sizes: dict, seed: int | None = None, *, text_encoder: n
     needs. `text_encoder` and `speech_encoder`, if given, replace the ones ``config.text`` and
     ``config.audio`` name (an exported model's, built from its saved encoder configs without the
     original checkpoints).
+
+    ``model.init = "torch"`` re-initialises the new layers as PyTorch's defaults would (layers/torch_init.py),
+    from the same seeded ``params`` stream; a pretrained text or speech encoder keeps its checkpoint's weights.
     """
     spec = get_model_spec(config.model.name)
-    return spec.build(config, sizes, model_rngs(config.seed if seed is None else seed), text_encoder, speech_encoder)
+    rngs = model_rngs(config.seed if seed is None else seed)
+    model = spec.build(config, sizes, rngs, text_encoder, speech_encoder)
+    if config.model.init == "torch":
+        pretrained_text = text_encoder is not None or config.text.encoder != SMALL_TRANSFORMER
+        torch_init(model, rngs, skip=(*model.audio_encoder_modules, *(model.encoder_modules if pretrained_text else ())))
+    return model

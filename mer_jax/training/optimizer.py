@@ -5,9 +5,12 @@ then cosine decay (or a constant rate), and optionally an exponential moving ave
 
 Which parameters form the "encoder" and "audio_encoder" groups is the model's to say (its
 ``encoder_modules`` and ``audio_encoder_modules``). Weight
-decay applies to matrices only (kernels, embeddings), not to biases and normalisation scales, as most
-Transformer recipes do; the papers do not say. A frozen ("static") encoder gets no updates at all:
-its gradients are replaced by zeros, so it stays exactly at its pretrained values.
+decay: ``adamw`` (decoupled) decays matrices only (kernels, embeddings), not biases and normalisation
+scales, as most Transformer recipes do (the dynamic-fusion paper does not say); ``adam`` adds the L2
+penalty to every parameter's gradient, biases and norm scales included, as PyTorch's
+``Adam(weight_decay=...)`` does (LPGNet's recipe; tests/test_optimizer.py holds it to torch). A frozen
+("static") encoder gets no updates at all: its gradients are replaced by zeros, so it stays exactly at
+its pretrained values.
 """
 
 from __future__ import annotations
@@ -45,21 +48,22 @@ def frozen_groups(train_config) -> tuple[str, ...]:
 
 
 def decays(params):
-    """True for the parameters that weight decay shrinks: matrices, not biases or norm scales."""
+    """True for the parameters that AdamW's weight decay shrinks: matrices, not biases or norm scales."""
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
 def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTransformation:
     """Adam(W) with the config's encoder/rest learning rates over `groups` (see `parameter_groups`).
 
-    ``adamw`` decays weights decoupled from the gradient; ``adam`` adds the L2 penalty to the gradient
-    before Adam's scaling, as PyTorch's ``Adam(weight_decay=...)`` does (LPGNet's "L2 weight decay").
+    ``adamw`` decays matrices decoupled from the gradient; ``adam`` adds the L2 penalty of every parameter
+    to the gradient before Adam's scaling, as PyTorch's ``Adam(weight_decay=...)`` does (LPGNet's "L2
+    weight decay").
     `total_steps` counts updates (batches / ``train.accumulate_steps``): the schedule's length.
     """
     def adam(lr):
         rate = schedule(train_config, lr, total_steps)
         if train_config.optimizer == "adam":
-            return optax.chain(optax.add_decayed_weights(train_config.weight_decay, mask=decays), optax.adam(rate))
+            return optax.chain(optax.add_decayed_weights(train_config.weight_decay), optax.adam(rate))
         return optax.adamw(rate, weight_decay=train_config.weight_decay, mask=decays)
 
     frozen = frozen_groups(train_config)

@@ -9,6 +9,7 @@ ROWS = (
     ("audio", "Audio only", None, {"model.modalities": "audio"}, (84.53, 84.55)),
     ("no_inter", "w/o inter attention", None, {"model.inter_attention": False}, (86.22, 86.26)),
     ("no_intra", "w/o intra attention", None, {"model.intra_attention": False}, (87.03, 86.95)),
+    # without the FFN the model has no dropout at all: LPGNet's only dropout is inside the FFN (Eq. 7)
     ("no_ffn", "w/o position-wise FFN", None, {"model.position_ffn": False}, (86.87, 86.75)),
     ("no_gates", "w/o dual-gated fusion", None, {"model.gated_fusion": False}, (86.62, 86.59)),
     ("no_context", "no context (each utterance alone; not in the paper)", None, {"model.context": False}, (None, None)),
