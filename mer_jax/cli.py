@@ -61,10 +61,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    from mer_jax.config import ConfigError, validate  # noqa: PLC0415
+    from mer_jax.config import validate  # noqa: PLC0415
+    from mer_jax.errors import ConfigError, CorpusError, InputError  # noqa: PLC0415
     from mer_jax.host_memory import keep_freed_host_memory  # noqa: PLC0415
-    from mer_jax.data.records import CorpusError  # noqa: PLC0415
-    from mer_jax.inference import InputError  # noqa: PLC0415
 
     if FLAGS.keep_host_memory:  # before JAX runs anything: it acts on threads that have not allocated yet
         keep_freed_host_memory()
@@ -257,7 +256,8 @@ def predict() -> None:
     a run or an exported model folder."""
     import csv  # noqa: PLC0415
 
-    from mer_jax.inference import WEIGHTS, EmotionRecognizer, InputError  # noqa: PLC0415
+    from mer_jax.errors import InputError  # noqa: PLC0415
+    from mer_jax.inference import WEIGHTS, EmotionRecognizer  # noqa: PLC0415
 
     if FLAGS.manifest is None and FLAGS.text is None and FLAGS.audio is None:
         raise app.UsageError("predict needs --audio and/or --text, or --manifest and --out")

@@ -15,8 +15,7 @@ import pathlib
 
 import ml_collections
 
-
-CLASS_WEIGHT_NAMES = ("none", "balanced", "sqrt")  # train.class_weights: none, or n / (C n_c) to the power 1 or 1/2
+from mer_jax.errors import ConfigError
 
 
 def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
@@ -148,14 +147,11 @@ def load_run_config(path) -> ml_collections.ConfigDict:
     return config
 
 
-class ConfigError(ValueError):
-    """A config value that no run can use."""
-
-
 def validate(config) -> None:
     """Refuse, before any work starts, values outside what the code knows (naming field and choices)."""
-    from mer_jax.data.corpora import READERS  # noqa: PLC0415
+    from mer_jax.data.examples import CLASS_WEIGHT_NAMES  # noqa: PLC0415
     from mer_jax.data.labels import LABEL_SETS, label_set_of  # noqa: PLC0415
+    from mer_jax.data.readers import READERS  # noqa: PLC0415
     from mer_jax.data.splits import PROTOCOLS  # noqa: PLC0415
     from mer_jax.models.registry import get_model_spec  # noqa: PLC0415
     from mer_jax.training.objectives import objective_defaults  # noqa: PLC0415

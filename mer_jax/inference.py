@@ -18,12 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax.config import ConfigError, load_run_config
+from mer_jax.config import load_run_config
 from mer_jax.data.audio import SAMPLE_RATE, load_audio
 from mer_jax.data.examples import Examples, numpy_batches, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
 from mer_jax.data.labels import get_label_set, label_set_of
 from mer_jax.data.records import Utterance
+from mer_jax.errors import ConfigError, InputError
 from mer_jax.evaluation.report import summarize_folds, summarize_seeds
 from mer_jax.models.registry import build_model, get_model_spec, model_rngs
 from mer_jax.training.experiment import load_experiment_data, max_samples
@@ -38,10 +39,6 @@ os.environ.setdefault("USE_TF", "0")
 WEIGHTS = "model.safetensors"  # an exported model's parameters ("params/...") and statistics ("state/...")
 TEXT_ENCODER = "text_encoder"  # an exported model's pretrained-encoder config (config.json), if it has one
 SPEECH_ENCODER = "speech_encoder"  # an exported model's speech-encoder configs, if it has one
-
-
-class InputError(ValueError):
-    """An input that no model can score (missing or unreadable audio, an empty transcript)."""
 
 
 Audio = str | os.PathLike | np.ndarray | None  # a file, or a waveform (samples,) or (samples, channels)

@@ -7,7 +7,8 @@ import pkgutil
 import pytest
 
 import mer_jax.configs
-from mer_jax.config import ConfigError, base_config, load_run_config, validate
+from mer_jax.config import base_config, load_run_config, validate
+from mer_jax.errors import ConfigError
 
 
 def test_defaults_are_the_dynamic_fusion_papers_setting():

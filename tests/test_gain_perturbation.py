@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mer_jax.config import ConfigError, base_config
+from mer_jax.config import base_config
 from mer_jax.data.audio import load_audio
 from mer_jax.data.corpora import read_corpus
 from mer_jax.data.features import MfccParams, mfcc
+from mer_jax.errors import ConfigError
 from mer_jax.layers.random_gain import RandomGain
 from mer_jax.models.registry import build_model
 from mer_jax.training.experiment import load_experiment_data

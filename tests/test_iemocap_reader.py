@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from mer_jax.data.iemocap import read_iemocap
-from mer_jax.data.records import CorpusError
+from mer_jax.errors import CorpusError
 
 
 def _turn_lines(root):

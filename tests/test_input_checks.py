@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer_jax.config import ConfigError
 from mer_jax.data.audio import load_audio
 from mer_jax.data.dialogues import dialogues_of
 from mer_jax.data.features import MfccParams, preceding_turns
 from mer_jax.data.manifest import read_manifest
-from mer_jax.data.records import CorpusError, Utterance
-from mer_jax.inference import InputError, _waveform
+from mer_jax.data.records import Utterance
+from mer_jax.errors import ConfigError, CorpusError, InputError
+from mer_jax.inference import _waveform
 
 
 def wav(path, samples=None):

@@ -7,7 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from mer_jax.config import ConfigError, base_config, validate
+from mer_jax.config import base_config, validate
+from mer_jax.errors import ConfigError
 from mer_jax.training.optimizer import evaluated_params, parameter_average
 
 

@@ -20,7 +20,7 @@ from mer_jax.data.labels import LabelSet
 from mer_jax.data.manifest import read_manifest
 from mer_jax.data.meld import read_meld, repair_text
 from mer_jax.data.ravdess import read_ravdess
-from mer_jax.data.records import CorpusError
+from mer_jax.errors import CorpusError
 
 
 def wav(path, seconds=0.05, rate=16000, channels=1):

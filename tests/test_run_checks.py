@@ -8,9 +8,10 @@ import types
 import numpy as np
 import pytest
 
-from mer_jax.config import ConfigError, base_config, validate
+from mer_jax.config import base_config, validate
 from mer_jax.data.corpora import read_corpus
 from mer_jax.data.tokenizer import get_tokenizer
+from mer_jax.errors import ConfigError
 from mer_jax.training.loop import check_training_parts, write_predictions
 from mer_jax.training.workdir import prepare_workdir
 from test_readers_synthetic import meld_csv

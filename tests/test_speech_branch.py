@@ -137,7 +137,8 @@ def test_cli_trains_predicts_and_exports_through_a_speech_encoder(checkpoint, de
 def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on_them(checkpoint, demo_root, tmp_path):
     from mer_jax.configs import lpgnet_demo  # noqa: PLC0415
     from mer_jax.training.experiment import load_experiment_data  # noqa: PLC0415
-    from mer_jax.training.utterance_features import audio_vectors  # noqa: PLC0415
+    from mer_jax.training.loop import load_best, train_fold  # noqa: PLC0415
+    from mer_jax.training.utterance_features import Trainer, audio_vectors  # noqa: PLC0415
 
     folder, model = checkpoint
     config = lpgnet_demo.get_config()
@@ -146,7 +147,7 @@ def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on
     config.utterance_features.audio = "speech_frozen"
     config.features.max_frames = 50  # 8000 samples
     data = load_experiment_data(config)
-    vectors = audio_vectors(config, data, data.splits[0], tmp_path)
+    vectors = audio_vectors(config, data, data.splits[0], tmp_path, Trainer(train_fold, load_best))
     assert data.audio is None and vectors.shape == (len(data.utterances), 32)
     extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(folder)
     for i in (0, 7, 30):

@@ -5,9 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mer_jax.config import ConfigError, base_config
+from mer_jax.config import base_config
 from mer_jax.data.audio import SAMPLE_RATE, load_audio, speed_perturbed
 from mer_jax.data.features import MfccParams, mfcc
+from mer_jax.errors import ConfigError
 from mer_jax.training.experiment import load_experiment_data
 from mer_jax.training.loop import prepare_fold_data
 

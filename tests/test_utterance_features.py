@@ -7,15 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from mer_jax.config import ConfigError, base_config, validate
+from mer_jax.config import base_config, validate
 from mer_jax.data.examples import Ragged
 from mer_jax.data.splits import make_splits
+from mer_jax.errors import ConfigError
 from mer_jax.training import loop
 from mer_jax.training import utterance_features as uf
 from mer_jax.training.experiment import load_experiment_data
 
 # Label codes moved to another class (iemocap4: ang, hap + exc, neu, sad).
 ROTATE = {"ang": "hap", "hap": "neu", "exc": "neu", "neu": "sad", "sad": "ang"}
+TRAINER = uf.Trainer(loop.train_fold, loop.load_best)  # as the loop hands itself in (prepare_fold_data)
 
 
 def _config(root, cache_dir, **features):
@@ -51,7 +53,7 @@ def test_mfcc_stats_are_the_frames_mean_and_std(demo, demo_root, tmp_path):
     data, split = demo
     config = _config(demo_root, tmp_path, audio="mfcc_stats")
     config.model.modalities = "audio"
-    vectors = uf.utterance_vectors(config, data, split, tmp_path)
+    vectors = uf.utterance_vectors(config, data, split, tmp_path, TRAINER)
     assert set(vectors) == {"audio"} and vectors["audio"].shape == (len(data.utterances), 80)
     for i in (0, 17, len(data.utterances) - 1):
         start, n = Ragged(data.audio.frames, data.audio.lengths).offsets[i], data.audio.lengths[i]
@@ -76,16 +78,16 @@ def test_frozen_text_matches_pytorch(demo, demo_root, tmp_path, monkeypatch):
     for feature, want in expected.items():
         config = _config(demo_root, tmp_path, text=feature)
         config.model.modalities, config.text.encoder = "text", path
-        got = uf.utterance_vectors(config, data, split, tmp_path)["text"]
+        got = uf.utterance_vectors(config, data, split, tmp_path, TRAINER)["text"]
         assert got.shape == (len(texts), 384) and got.dtype == np.float32
         np.testing.assert_allclose(got, want, atol=1e-4)
     # A second call reads the cache: the encoder does not run again.
     monkeypatch.setattr(uf, "frozen_text_vectors", lambda *a, **k: pytest.fail("recomputed a cached feature"))
-    np.testing.assert_array_equal(uf.utterance_vectors(config, data, split, tmp_path)["text"], got)
+    np.testing.assert_array_equal(uf.utterance_vectors(config, data, split, tmp_path, TRAINER)["text"], got)
     assert len(list(tmp_path.glob("utterances-frozen_*.npz"))) == 2 and not list(tmp_path.glob("*.tmp.npz"))
     config.text.encoder = "transformer"
     with pytest.raises(ConfigError, match="pretrained text.encoder"):
-        uf.utterance_vectors(config, data, split, tmp_path)
+        uf.utterance_vectors(config, data, split, tmp_path, TRAINER)
 
 
 def test_emotion2vec_vectors_are_imported_and_checked(demo, demo_root, tmp_path):
@@ -98,7 +100,7 @@ def test_emotion2vec_vectors_are_imported_and_checked(demo, demo_root, tmp_path)
         np.save(folder / f"{uid}.npy", planted[i] if i % 2 else planted[i][None])  # (768,) and (1, 768)
     config = _config(demo_root, tmp_path / "cache", audio="emotion2vec", audio_dir=str(folder))
     config.model.modalities = "audio"
-    vectors = uf.utterance_vectors(config, data, split, tmp_path)
+    vectors = uf.utterance_vectors(config, data, split, tmp_path, TRAINER)
     assert set(vectors) == {"audio"}
     np.testing.assert_array_equal(vectors["audio"], planted)
 
@@ -118,26 +120,28 @@ def test_emotion2vec_vectors_are_imported_and_checked(demo, demo_root, tmp_path)
         uf.read_emotion2vec("", ids)
 
 
-def test_finetuned_text_never_sees_test_labels_and_is_cached(demo, demo_root, tmp_path, monkeypatch):
+def test_finetuned_text_never_sees_test_labels_and_is_cached(demo, demo_root, tmp_path):
     """A fine-tuned text extractor learns from the training part (validation selects): moving every test
     label to another class changes no vector. A second call reads the cache and trains nothing."""
     data, split = demo
     config = _config(demo_root, tmp_path / "cache", text="finetuned_cls")
     config.model.modalities = "text"
-    vectors = uf.utterance_vectors(config, data, split, tmp_path / "run")["text"]
+    vectors = uf.utterance_vectors(config, data, split, tmp_path / "run", TRAINER)["text"]
     assert vectors.shape == (len(data.utterances), 16) and np.isfinite(vectors).all()
     assert (tmp_path / "run" / "extractors" / "text" / "checkpoints").is_dir()
 
     unlabelled = config.copy_and_resolve_references()
     unlabelled.data.cache_dir = str(tmp_path / "cache2")
-    shuffled = uf.utterance_vectors(unlabelled, _relabelled(data, split.test), split, tmp_path / "run2")["text"]
+    shuffled = uf.utterance_vectors(unlabelled, _relabelled(data, split.test), split, tmp_path / "run2",
+                                    TRAINER)["text"]
     np.testing.assert_array_equal(shuffled, vectors)
 
-    monkeypatch.setattr(loop, "train_fold", lambda *a, **k: pytest.fail("retrained a cached extractor"))
-    np.testing.assert_array_equal(uf.utterance_vectors(config, data, split, tmp_path / "run")["text"], vectors)
+    no_training = uf.Trainer(lambda *a, **k: pytest.fail("retrained a cached extractor"), loop.load_best)
+    np.testing.assert_array_equal(uf.utterance_vectors(config, data, split, tmp_path / "run", no_training)["text"],
+                                  vectors)
     config.utterance_features.text = "finetuned_mean"  # another pooling of the same extractor: not cached yet
     with pytest.raises(pytest.fail.Exception, match="retrained"):
-        uf.utterance_vectors(config, data, split, tmp_path / "run")
+        uf.utterance_vectors(config, data, split, tmp_path / "run", no_training)
 
 
 def test_finetuned_hidden_is_the_extractors_classifier_input(demo, demo_root, tmp_path):
@@ -145,7 +149,7 @@ def test_finetuned_hidden_is_the_extractors_classifier_input(demo, demo_root, tm
     data, split = demo
     config = _config(demo_root, tmp_path / "cache", text="finetuned_hidden")
     config.model.modalities = "text"
-    vectors = uf.utterance_vectors(config, data, split, tmp_path / "run")["text"]
+    vectors = uf.utterance_vectors(config, data, split, tmp_path / "run", TRAINER)["text"]
     assert vectors.shape == (len(data.utterances), 16) and (vectors >= 0).all() and (vectors > 0).any()  # ReLU'd
     from transformers import AutoTokenizer
 
@@ -163,20 +167,22 @@ def test_bilstm_audio_learns_from_training_labels_and_resumes(demo, demo_root, t
     data, split = demo
     config = _config(demo_root, tmp_path / "cache", audio="bilstm")
     config.model.modalities = "audio"
-    vectors = uf.utterance_vectors(config, data, split, tmp_path / "run")["audio"]
+    vectors = uf.utterance_vectors(config, data, split, tmp_path / "run", TRAINER)["audio"]
     assert vectors.shape == (len(data.utterances), 16) and np.isfinite(vectors).all()
     assert np.abs(vectors - vectors.mean(0)).max() > 0  # utterances differ
 
-    relabelled = uf.utterance_vectors(config, _relabelled(data, split.train), split, tmp_path / "run2")["audio"]
+    relabelled = uf.utterance_vectors(config, _relabelled(data, split.train), split, tmp_path / "run2",
+                                      TRAINER)["audio"]
     assert np.abs(relabelled - vectors).max() > 1e-4  # a new cache entry, and a different extractor
 
     for entry in (tmp_path / "cache").glob("utterances-bilstm-*.npz"):
         entry.unlink()
     monkeypatch.setattr(loop, "_train_batches", lambda *a, **k: pytest.fail("trained a finished extractor again"))
-    np.testing.assert_array_equal(uf.utterance_vectors(config, data, split, tmp_path / "run")["audio"], vectors)
+    again = uf.utterance_vectors(config, data, split, tmp_path / "run", TRAINER)["audio"]
+    np.testing.assert_array_equal(again, vectors)
     config.utterance_features.extractor_lr = 1e-2  # the folder holds an extractor trained otherwise: refused
     with pytest.raises(ConfigError, match=r"utterance feature extractor: .*train.lr differ.*delete"):
-        uf.utterance_vectors(config, data, split, tmp_path / "run")
+        uf.utterance_vectors(config, data, split, tmp_path / "run", TRAINER)
 
 
 def test_unknown_feature_names_are_refused(demo_root, tmp_path):
@@ -195,10 +201,10 @@ def test_extractor_training_settings_reach_the_extractor_run(demo, demo_root, tm
     data, split = demo
     config = _config(demo_root, tmp_path / "cache", audio="bilstm")
     config.model.modalities = "audio"
-    plain = uf.utterance_vectors(config, data, split, tmp_path / "plain")["audio"]
+    plain = uf.utterance_vectors(config, data, split, tmp_path / "plain", TRAINER)["audio"]
     config.utterance_features[field] = value
     validate(config)
-    changed = uf.utterance_vectors(config, data, split, tmp_path / "changed")["audio"]
+    changed = uf.utterance_vectors(config, data, split, tmp_path / "changed", TRAINER)["audio"]
     ran_with = json.loads((tmp_path / "changed" / "extractors" / "audio" / "config.json").read_text())
     assert ran_with["train"][train_field] == value
     assert np.abs(changed - plain).max() > 1e-4
@@ -211,10 +217,10 @@ def test_cross_fitted_training_vectors_come_from_extractors_that_never_saw_them(
     data, split = demo
     config = _config(demo_root, tmp_path / "cache", audio="bilstm")
     config.model.modalities = "audio"
-    plain = uf.utterance_vectors(config, data, split, tmp_path / "plain")["audio"]
+    plain = uf.utterance_vectors(config, data, split, tmp_path / "plain", TRAINER)["audio"]
     config.utterance_features.cross_fit_folds = 2
     validate(config)
-    crossed = uf.utterance_vectors(config, data, split, tmp_path / "crossed")["audio"]
+    crossed = uf.utterance_vectors(config, data, split, tmp_path / "crossed", TRAINER)["audio"]
     others = np.setdiff1d(np.arange(len(data.utterances)), split.train)
     np.testing.assert_array_equal(crossed[others], plain[others])  # validation and test: the full extractor
     def held_out(k):  # the utterances fold extractor k was tested on, i.e. never trained on

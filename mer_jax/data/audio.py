@@ -1,7 +1,7 @@
 """Audio decoding: read any file soundfile understands, mix to mono, resample to the target rate.
 
 An audio path is a file, or ``tfds:<dataset dir>/<split>#<utterance id>`` for an utterance read from
-tensorflow-datasets records (`mer_jax.data.tfds_datasets`), whose waveforms are streamed in order.
+tensorflow-datasets records (`mer_jax.data.tfds_audio`), whose waveforms are streamed in order.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import os
 
 import numpy as np
 
+from mer_jax.data.tfds_audio import RECORD_SCHEME, record_waveforms
+
 SAMPLE_RATE = 16_000
 MIN_SECONDS = 0.025  # one 25 ms analysis window (features.win_length's default): less holds no frame of speech
-RECORD_SCHEME = "tfds:"
 
 
 def audio_problem(path, *, sample_rate: int | None = None, seconds: float | None = None,
@@ -99,8 +100,6 @@ def waveforms(paths: list[str]):
     """The 16 kHz waveform of every audio path, in order: decoded file by file, or streamed from the
     records when the paths are ``tfds:`` paths."""
     if paths and all(str(p).startswith(RECORD_SCHEME) for p in paths):
-        from mer_jax.data.tfds_datasets import record_waveforms  # noqa: PLC0415 (imports TensorFlow)
-
         yield from record_waveforms([str(p) for p in paths])
     else:
         for path in paths:

@@ -1,25 +1,12 @@
-"""Corpus readers by name, so a config can say which one reads its data."""
+"""Reading the corpus a config names: from its folder by its reader (`mer_jax.data.readers`), or from its
+tensorflow-datasets records (`mer_jax.data.tfds_datasets`)."""
 
 from __future__ import annotations
 
-from mer_jax.config import ConfigError
-from mer_jax.data.cremad import read_cremad
-from mer_jax.data.emodb import read_emodb
-from mer_jax.data.iemocap import read_iemocap
 from mer_jax.data.labels import label_set_of
-from mer_jax.data.manifest import read_manifest
-from mer_jax.data.meld import read_meld
-from mer_jax.data.ravdess import read_ravdess
+from mer_jax.data.readers import READERS
 from mer_jax.data.records import ReadReport, Utterance
-
-READERS = {
-    "iemocap": read_iemocap,
-    "emodb": read_emodb,
-    "ravdess": read_ravdess,
-    "cremad": read_cremad,
-    "meld": read_meld,  # all three official partitions; pair with split.protocol = "official"
-    "manifest": read_manifest,  # data.root is the manifest file (.csv / .tsv / .jsonl)
-}
+from mer_jax.errors import ConfigError
 
 
 def read_corpus(data_config, *, needs_audio: bool = True, needs_text: bool = True) -> tuple[list[Utterance], ReadReport]:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mer_jax.config import ConfigError
 from mer_jax.data.examples import Examples, Ragged
 from mer_jax.data.labels import LabelSet
-from mer_jax.data.records import CorpusError, Problem, Utterance
+from mer_jax.data.records import Problem, Utterance
+from mer_jax.errors import ConfigError, CorpusError
 
 DIALOGUE_READERS = "IEMOCAP, the demo corpus, MELD, or a manifest with dialogue_id and turn columns"
 

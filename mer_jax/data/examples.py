@@ -23,6 +23,10 @@ from mer_jax.data.features import AudioFeatures, preceding_turns, tokenize
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.records import Utterance
 
+# train.class_weights: none, or each training utterance weighted by n / (C n_c) to the power 1 or 1/2
+# (`Examples.class_weighted`)
+CLASS_WEIGHT_NAMES = ("none", "balanced", "sqrt")
+
 
 @dataclasses.dataclass(frozen=True)
 class Ragged:

@@ -20,9 +20,9 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from mer_jax.config import ConfigError
 from mer_jax.data.audio import SAMPLE_RATE, audio_fingerprint, speed_perturbed, waveforms
 from mer_jax.data.records import Utterance
+from mer_jax.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,10 +36,10 @@ import io
 import json
 from pathlib import Path
 
-from mer_jax.config import ConfigError
 from mer_jax.data.corpus import Collector
 from mer_jax.data.labels import LabelSet
-from mer_jax.data.records import CorpusError, OnError, Problem, ReadReport, Utterance
+from mer_jax.data.records import OnError, Problem, ReadReport, Utterance
+from mer_jax.errors import ConfigError, CorpusError
 
 _FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None}
 

@@ -39,7 +39,8 @@ from pathlib import Path
 
 from mer_jax.data.corpus import Collector
 from mer_jax.data.labels import LabelSet
-from mer_jax.data.records import CorpusError, OnError, Problem, ReadReport, Utterance
+from mer_jax.data.records import OnError, Problem, ReadReport, Utterance
+from mer_jax.errors import CorpusError
 
 CORPUS = "meld"
 SPLITS = ("train", "dev", "test")

@@ -12,6 +12,8 @@ import collections
 import dataclasses
 from typing import Literal
 
+from mer_jax.errors import CorpusError
+
 OnError = Literal["raise", "skip"]
 
 
@@ -46,18 +48,6 @@ class Problem:
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         return f"{where}: {self.message}"
-
-
-class CorpusError(ValueError):
-    """Bad input in a corpus; the message lists every problem with its file and line."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        lines = "\n  ".join(str(p) for p in self.problems)
-        super().__init__(
-            f"{len(self.problems)} problem(s) in the corpus (pass on_error='skip' / "
-            f"--config.data.skip_bad_input=True to skip and count them):\n  {lines}"
-        )
 
 
 @dataclasses.dataclass

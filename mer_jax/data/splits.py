@@ -25,8 +25,8 @@ import dataclasses
 
 import numpy as np
 
-from mer_jax.config import ConfigError
 from mer_jax.data.records import Utterance
+from mer_jax.errors import ConfigError
 
 PROTOCOLS = ("random", "holdout", "loso", "official", "cross_corpus")
 UNITS = ("utterance", "dialogue")

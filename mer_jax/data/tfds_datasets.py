@@ -27,12 +27,13 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-from mer_jax.data.audio import RECORD_SCHEME, SAMPLE_RATE, load_audio
-from mer_jax.data.corpora import READERS
+from mer_jax.data.audio import SAMPLE_RATE, load_audio
 from mer_jax.data.corpus import CorpusReport
 from mer_jax.data.demo import write_demo_corpus
 from mer_jax.data.labels import LabelSet, get_label_set
+from mer_jax.data.readers import READERS
 from mer_jax.data.records import OnError, Problem, Utterance
+from mer_jax.data.tfds_audio import record_path
 
 _CITATION_IEMOCAP = """@article{busso2008iemocap,
   title={IEMOCAP: Interactive emotional dyadic motion capture database},
@@ -297,7 +298,7 @@ def dataset_builder(data) -> CorpusBuilder:
 def read_records(data) -> tuple[list[Utterance], CorpusReport]:
     """The utterances of the records ``data.tfds`` names, in the reader's order, in ``data``'s label set.
 
-    Audio paths point into the records (``tfds:<dir>/<split>#<id>``); `record_waveforms` streams them.
+    Audio paths point into the records (``tfds:<dir>/<split>#<id>``); `mer_jax.data.tfds_audio` streams them.
     """
     from mer_jax.data.labels import label_set_of  # noqa: PLC0415
 
@@ -340,7 +341,7 @@ def _utterance(builder, split: str, r: dict, label: str) -> Utterance:
         corpus=BUILDERS[builder.name].corpus,
         label=label,
         transcript=text["transcript"],
-        audio_path=f"{RECORD_SCHEME}{builder.data_dir}/{split}#{text['utterance_id']}" if r["has_audio"] else None,
+        audio_path=record_path(builder.data_dir, split, text["utterance_id"]) if r["has_audio"] else None,
         speaker=text["speaker"],
         session=text["session"],
         dialogue_id=text["dialogue_id"] or None,
@@ -351,35 +352,3 @@ def _utterance(builder, split: str, r: dict, label: str) -> Utterance:
         scripted=None if r["scripted"] < 0 else bool(r["scripted"]),
         partition=text["partition"] or None,
     )
-
-
-def record_waveforms(paths: list[str]):
-    """The waveform of every ``tfds:`` audio path, in order, read split by split in record order.
-
-    Records are read sequentially; a waveform read before its turn waits in memory until it is due
-    (none does when `paths` follow the records' order, as `read_records` returns them).
-    """
-    wanted = collections.defaultdict(set)  # (dataset dir, split) -> ids
-    for path in paths:
-        location, _, utterance_id = path.removeprefix(RECORD_SCHEME).rpartition("#")
-        wanted[location].add(utterance_id)
-    streams = {location: _stream(location, ids) for location, ids in wanted.items()}
-    pending: dict[str, np.ndarray] = {}
-    for path in paths:
-        location, _, utterance_id = path.removeprefix(RECORD_SCHEME).rpartition("#")
-        while path not in pending:
-            try:
-                found_id, wave = next(streams[location])
-            except StopIteration:
-                raise FileNotFoundError(f"{path}: no record with id {utterance_id!r} in {location}") from None
-            pending[f"{RECORD_SCHEME}{location}#{found_id}"] = wave
-        yield pending.pop(path)
-
-
-def _stream(location: str, ids: set[str]):
-    directory, _, split = location.rpartition("/")
-    records = tfds.builder_from_directory(directory).as_dataset(split=split)
-    for record in tfds.as_numpy(records.map(lambda r: {"utterance_id": r["utterance_id"], "audio": r["audio"]})):
-        utterance_id = record["utterance_id"].decode()
-        if utterance_id in ids:
-            yield utterance_id, record["audio"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import collections
 import os
 
+from mer_jax.errors import ConfigError
+
 os.environ.setdefault("USE_TF", "0")
 
 WORDS = "words"
@@ -52,8 +54,6 @@ def get_tokenizer(spec: str, training_texts: list[str]):
     if spec == WORDS:
         return fit_word_vocabulary(training_texts)
     from transformers import AutoTokenizer  # noqa: PLC0415
-
-    from mer_jax.config import ConfigError  # noqa: PLC0415
 
     try:
         return AutoTokenizer.from_pretrained(spec)

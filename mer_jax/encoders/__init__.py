@@ -20,7 +20,6 @@ from mer_jax.encoders.deberta import DebertaV2Config, DebertaV2Encoder
 from mer_jax.encoders.emotion2vec import Emotion2vecConfig, Emotion2vecEncoder
 from mer_jax.encoders.factory import (encoder_config, from_config, from_pretrained, load_preprocessor, load_tokenizer,
                                      read_config, save_configs)
-from mer_jax.encoders.layers import EncoderOutput
 from mer_jax.encoders.speech import SpeechConfig, SpeechEncoder, SpeechEncoderOutput, WaveformPreprocessor
 from mer_jax.encoders.wav2vec2 import Data2VecAudioEncoder, HubertEncoder, Wav2Vec2Encoder
 from mer_jax.encoders.wavlm import WavLMConfig, WavLMEncoder
@@ -34,7 +33,6 @@ __all__ = [
     "DebertaV2Encoder",
     "Emotion2vecConfig",
     "Emotion2vecEncoder",
-    "EncoderOutput",
     "HubertEncoder",
     "SpeechConfig",
     "SpeechEncoder",

@@ -17,7 +17,6 @@ from mer_jax.encoders.layers import (
     SHARED_CHECKPOINT_RULES,
     Builder,
     EncoderLayer,
-    EncoderOutput,
     Embeddings,
     FeedForward,
     SelfAttention,
@@ -25,6 +24,7 @@ from mer_jax.encoders.layers import (
     run_layers,
     token_mask,
 )
+from mer_jax.layers.encoder_output import EncoderOutput
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,7 +34,6 @@ from mer_jax.encoders.layers import (
     SHARED_CHECKPOINT_RULES,
     Builder,
     EncoderLayer,
-    EncoderOutput,
     Embeddings,
     FeedForward,
     SelfAttention,
@@ -44,6 +43,7 @@ from mer_jax.encoders.layers import (
     token_mask,
 )
 from mer_jax.layers import grouped_conv
+from mer_jax.layers.encoder_output import EncoderOutput
 
 POSITION_TERMS = ("c2p", "p2c")
 

@@ -44,10 +44,11 @@ import numpy as np
 from flax import nnx
 
 from mer_jax.encoders.checkpoint import read_torch_file
-from mer_jax.encoders.layers import dot_product_attention, run_layers
+from mer_jax.encoders.layers import run_layers
 from mer_jax.encoders.speech import (FeatureEncoder, SpeechBuilder, SpeechConfig,
                                      SpeechEncoderOutput, WaveformPreprocessor)
 from mer_jax.encoders.wav2vec2 import Data2VecAudioPositionalConvLayer
+from mer_jax.layers.attention import dot_product_attention
 
 FUNASR_CONFIG = "config.yaml"
 FUNASR_WEIGHTS = "model.pt"

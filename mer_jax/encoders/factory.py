@@ -12,8 +12,8 @@ from pathlib import Path
 import jax.numpy as jnp
 from flax import nnx
 
+import mer_jax.encoders.emotion2vec as emotion2vec
 from mer_jax.encoders.bert import BertConfig, BertEncoder
-from mer_jax.encoders import emotion2vec
 from mer_jax.encoders.checkpoint import canonical_names, load_weights, read_tensors, resolve
 from mer_jax.encoders.deberta import DebertaV2Config, DebertaV2Encoder
 from mer_jax.encoders.emotion2vec import Emotion2vecConfig, Emotion2vecEncoder

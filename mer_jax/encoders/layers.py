@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-from flax import nnx, struct
+from flax import nnx
 
+from mer_jax.layers.attention import dot_product_attention
 from mer_jax.layers.dense import Dense
 from mer_jax.layers.dropout import Dropout
 
@@ -99,27 +100,6 @@ class TransformerConfig:
                 f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
             )
         activation(self.hidden_act)
-
-
-@struct.dataclass
-class EncoderOutput:
-    """What a text encoder returns.
-
-    last_hidden_state: (B, L, H) final layer output; positions where attention_mask is 0 hold
-        unspecified values.
-    hidden_states: with output_hidden_states, the embedding output followed by each layer's output
-        (num_hidden_layers + 1 arrays), as in Hugging Face.
-    pooled: BERT's pooler output tanh(dense(h_[CLS])) when the encoder has a pooler, else None.
-    """
-
-    last_hidden_state: jax.Array
-    hidden_states: tuple[jax.Array, ...] | None = None
-    pooled: jax.Array | None = None
-
-    @property
-    def cls(self) -> jax.Array:
-        """The first token's final hidden state, (B, H): the [CLS] feature."""
-        return self.last_hidden_state[:, 0]
 
 
 class Builder:
@@ -208,26 +188,6 @@ class FeedForward(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.output(self.act(self.intermediate(x)), x)
-
-
-def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, *, scale: float,
-                          bias: jax.Array | float = 0.0, dropout: nnx.Dropout | None = None):
-    """softmax(q.k * scale + bias) v over the keys that `mask` allows: every attention in mer_jax.
-
-    q, k, v: (B, L, heads, head_dim); mask: (B, Lk) real keys, or (B, Lq, Lk) per query. Logits and
-    softmax are float32 whatever the compute dtype; the weighted sum is in v's dtype. A query with
-    no allowed key attends uniformly (its output is then meaningless, and callers mask it). Returns
-    the (B, Lq, heads, head_dim) output and the (B, heads, Lq, Lk) weights (before dropout).
-
-    The heads move next to the batch first, so both products batch over leading axes: with the heads
-    in the middle, XLA's CPU backend ran them 2-3x slower (benchmarks/README.md, issue 13).
-    """
-    q, k, v = (x.transpose(0, 2, 1, 3) for x in (q, k, v))  # (B, heads, L, head_dim)
-    logits = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32) * scale + bias
-    allowed = mask[:, None, None, :] if mask.ndim == 2 else mask[:, None]
-    weights = jax.nn.softmax(jnp.where(allowed, logits, jnp.finfo(jnp.float32).min), axis=-1)
-    dropped = weights if dropout is None else dropout(weights)
-    return jnp.einsum("bhqk,bhkd->bhqd", dropped.astype(v.dtype), v).transpose(0, 2, 1, 3), weights
 
 
 class SelfAttention(nnx.Module):

@@ -46,8 +46,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, struct
 
-from mer_jax.encoders.layers import Builder, activation, dot_product_attention, run_layers
+from mer_jax.encoders.layers import Builder, activation, run_layers
 from mer_jax.layers import grouped_conv
+from mer_jax.layers.attention import dot_product_attention
 from mer_jax.layers.batch_norm import MaskedBatchNorm
 
 # torch.nn.LayerNorm / GroupNorm's default epsilon, used by the conv feature extractor's norms.

@@ -33,8 +33,8 @@ import pathlib
 
 import numpy as np
 
-from mer_jax.config import ConfigError
 from mer_jax.data.examples import Examples
+from mer_jax.errors import ConfigError
 
 TOP_MIN_COUNT = 3  # a token must occur this often in a class to be ranked (rare tokens rank by luck)
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mer_jax.encoders.layers import dot_product_attention
+from mer_jax.layers.attention import dot_product_attention
 from mer_jax.layers.batch_norm import MaskedBatchNorm
 from mer_jax.layers.dense import Dense
 from mer_jax.layers.dropout import Dropout

@@ -10,10 +10,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mer_jax.encoders.layers import EncoderOutput
 from mer_jax.layers.attention import MultiHeadAttention
 from mer_jax.layers.dense import Dense
 from mer_jax.layers.dropout import Dropout
+from mer_jax.layers.encoder_output import EncoderOutput
 
 
 class TransformerBlock(nnx.Module):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from flax import nnx
 
-from mer_jax.config import CLASS_WEIGHT_NAMES
+from mer_jax.data.examples import CLASS_WEIGHT_NAMES
 from mer_jax.data.features import MfccParams, frame_features
 from mer_jax.data.tokenizer import SMALL_TRANSFORMER
 from mer_jax.layers.random_gain import RandomGain

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from mer_jax.config import ConfigError
 from mer_jax.data.corpora import read_corpus
 from mer_jax.data.examples import Examples, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, audio_features, normalize_per_speaker, waveform_features
 from mer_jax.data.labels import LabelSet, label_set_of
 from mer_jax.data.records import ReadReport, Utterance
 from mer_jax.data.splits import Split, make_splits
+from mer_jax.errors import ConfigError
 from mer_jax.models.registry import get_model_spec
 
 

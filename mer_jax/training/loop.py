@@ -23,11 +23,12 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from mer_jax.config import ConfigError, validate
+from mer_jax.config import validate
 from mer_jax.data.examples import Examples, length_buckets
 from mer_jax.data.labels import LabelSet
 from mer_jax.data.splits import Split
 from mer_jax.data.tokenizer import get_tokenizer, tokenizer_name
+from mer_jax.errors import ConfigError
 from mer_jax.evaluation.metrics import classification_metrics
 from mer_jax.evaluation.plots import write_report_files
 from mer_jax.evaluation.report import format_report, summarize_folds, summarize_seeds
@@ -38,6 +39,7 @@ from mer_jax.training.experiment import ExperimentData, examples_of, load_experi
 from mer_jax.training.objectives import make_objective
 from mer_jax.training.optimizer import evaluated_params, frozen_groups, make_optimizer, parameter_groups
 from mer_jax.training.steps import SplitModel, make_eval_step, make_train_step, seed_slice, stack
+from mer_jax.training.utterance_features import Trainer, utterance_vectors
 from mer_jax.training.workdir import fold_dir, is_writer, prepare_workdir
 
 PARTS = ("train", "validation", "test")
@@ -114,9 +116,8 @@ def prepare_fold_data(config, data: ExperimentData, split: Split, workdir: pathl
     sizes = {"num_classes": data.label_set.num_classes}
     if spec.level == "dialogue":
         from mer_jax.data.dialogues import dialogue_examples, longest_dialogue  # noqa: PLC0415
-        from mer_jax.training.utterance_features import utterance_vectors  # noqa: PLC0415
 
-        vectors = utterance_vectors(config, data, split, workdir)
+        vectors = utterance_vectors(config, data, split, workdir, Trainer(train_fold, load_best))
         sizes.update({f"{m}_dim": int(v.shape[1]) for m, v in vectors.items()})
         longest = longest_dialogue(data.utterances)
         examples = {part: dialogue_examples(data.utterances, getattr(split, part), data.label_set, vectors, longest)

@@ -52,18 +52,20 @@ import json
 import os
 import pathlib
 import uuid
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mer_jax.config import ConfigError
+from mer_jax.config import base_config, validate
 from mer_jax.data.audio import audio_fingerprint
 from mer_jax.data.examples import Ragged, length_buckets, numpy_batches, utterance_examples
 from mer_jax.data.features import preceding_turns, tokenize
 from mer_jax.data.splits import Split
 from mer_jax.data.tokenizer import SMALL_TRANSFORMER, WORDS, get_tokenizer, tokenizer_name
+from mer_jax.errors import ConfigError
 from mer_jax.layers.pooling import masked_mean
 from mer_jax.models.text_encoder import encode_text
 from mer_jax.training.experiment import ExperimentData, examples_of, max_samples
@@ -73,20 +75,33 @@ EMOTION2VEC_DIM = 768
 FROZEN_BATCH_SIZE = 64
 
 
-def utterance_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> dict[str, np.ndarray]:
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """How the extractors train: the training loop's `train_fold` and `load_best`, handed in by the loop
+    (which imports this module, so this module does not import it back). ``train_fold(config, data, split,
+    workdir)`` trains a fold's run in `workdir` (or resumes it, or finds it finished); ``load_best(config,
+    workdir)`` is that run's best model in evaluation mode."""
+
+    train_fold: Callable
+    load_best: Callable
+
+
+def utterance_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path,
+                      trainer: Trainer) -> dict[str, np.ndarray]:
     """{"text": (n, Dt), "audio": (n, Da)} float32 for the modalities of ``config.model.modalities``, row i
-    the vector of ``data.utterances[i]``; trained extractors learn from `split`'s training part only."""
+    the vector of ``data.utterances[i]``; trained extractors learn from `split`'s training part only, by
+    `trainer`."""
     workdir = pathlib.Path(workdir)
     modalities = config.model.modalities.split("+")
     vectors = {}
     if "audio" in modalities:  # first: imported vectors that lack an utterance fail before a text extractor trains
-        vectors["audio"] = audio_vectors(config, data, split, workdir)
+        vectors["audio"] = audio_vectors(config, data, split, workdir, trainer)
     if "text" in modalities:
-        vectors["text"] = text_vectors(config, data, split, workdir)
+        vectors["text"] = text_vectors(config, data, split, workdir, trainer)
     return vectors
 
 
-def text_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> np.ndarray:
+def text_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path, trainer: Trainer) -> np.ndarray:
     """(n, hidden) text vectors of every utterance, as ``utterance_features.text`` says."""
     feature = config.utterance_features.text
     pooling = feature.split("_")[1]  # cls | mean | hidden
@@ -102,10 +117,10 @@ def text_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Pa
                "pooling": pooling, "utterances": corpus}
         return _cached(config, feature, key, lambda: frozen_text_vectors(config, data, pooling))
     output = "hidden" if pooling == "hidden" else f"text_{pooling}"
-    return _trained_vectors(config, data, split, workdir, "text", output, feature, corpus)
+    return _trained_vectors(config, data, split, workdir, trainer, "text", output, feature, corpus)
 
 
-def audio_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path) -> np.ndarray:
+def audio_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path, trainer: Trainer) -> np.ndarray:
     """(n, dim) audio vectors of every utterance, as ``utterance_features.audio`` says."""
     section = config.utterance_features
     if section.audio == "emotion2vec":
@@ -117,13 +132,13 @@ def audio_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.P
                "max_samples": max_samples(config.features), "utterances": corpus}
         return _cached(config, section.audio, key, lambda: frozen_speech_vectors(config, data))
     if section.audio == "speech_finetuned":
-        return _trained_vectors(config, data, split, workdir, "audio", "audio_mean", section.audio, corpus)
+        return _trained_vectors(config, data, split, workdir, trainer, "audio", "audio_mean", section.audio, corpus)
     if data.audio is None:
         raise ConfigError(f"utterance_features.audio = {section.audio!r} needs the corpus' MFCCs, but the "
                           "experiment data holds none (load it with load_experiment_data for this config)")
     if section.audio == "mfcc_stats":
         return mfcc_stats(data.audio)
-    return _trained_vectors(config, data, split, workdir, "audio", "audio_mean", section.audio, corpus)
+    return _trained_vectors(config, data, split, workdir, trainer, "audio", "audio_mean", section.audio, corpus)
 
 
 # --- features without training ---
@@ -234,8 +249,6 @@ def extractor_config(config, modality: str):
     """The utterance-level run that trains the `modality` extractor: the dynamic-fusion model on that
     modality alone, with the run's seed, data, features, split and text sections, its validation
     metric, and the ``utterance_features.extractor_*`` settings."""
-    from mer_jax.config import base_config  # noqa: PLC0415
-
     section = config.utterance_features
     c = base_config("dynamic_fusion")
     c.seed = config.seed
@@ -258,8 +271,8 @@ def extractor_config(config, modality: str):
     return c
 
 
-def _trained_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path, modality: str, output: str,
-                     feature: str, corpus: list) -> np.ndarray:
+def _trained_vectors(config, data: ExperimentData, split: Split, workdir: pathlib.Path, trainer: Trainer,
+                     modality: str, output: str, feature: str, corpus: list) -> np.ndarray:
     extractor = extractor_config(config, modality)
     labelled = lambda part: [(data.utterances[i].utterance_id, data.utterances[i].label) for i in part]  # noqa: E731
     settings = {f"{s}.{k}": v for s, fields in json.loads(extractor.to_json()).items() if isinstance(fields, dict)
@@ -269,7 +282,7 @@ def _trained_vectors(config, data: ExperimentData, split: Split, workdir: pathli
         key = {"feature": feature, "output": output, "extractor": settings, "seed": extractor.seed,
                "encoder_files": _folder_stats(extractor.text.encoder) if modality == "text" else [],
                "utterances": corpus, "train": labelled(part.train), "validation": labelled(part.validation)}
-        return _cached(config, feature, key, lambda: train_and_extract(extractor, data, part, folder, output))
+        return _cached(config, feature, key, lambda: train_and_extract(extractor, data, part, folder, output, trainer))
 
     vectors = extracted(split, workdir / "extractors" / modality)
     folds = config.utterance_features.cross_fit_folds
@@ -290,12 +303,10 @@ def _training_folds(data: ExperimentData, split: Split, folds: int, seed: int) -
     return [np.sort(split.train[[group_of[u] == k for u in units]]) for k in range(folds)]
 
 
-def train_and_extract(extractor, data: ExperimentData, split: Split, workdir: pathlib.Path, output: str) -> np.ndarray:
-    """Train (or resume, or find finished) the extractor run in `workdir` on `split`, then its best
-    model's `output` for every utterance of `data`."""
-    from mer_jax.config import validate  # noqa: PLC0415
-    from mer_jax.training.loop import load_best, train_fold  # noqa: PLC0415 (the loop imports this module)
-
+def train_and_extract(extractor, data: ExperimentData, split: Split, workdir: pathlib.Path, output: str,
+                      trainer: Trainer) -> np.ndarray:
+    """Train (or resume, or find finished) the extractor run in `workdir` on `split` by `trainer`, then its
+    best model's `output` for every utterance of `data`."""
     try:
         validate(extractor)
     except ConfigError as e:
@@ -306,8 +317,8 @@ def train_and_extract(extractor, data: ExperimentData, split: Split, workdir: pa
         prepare_workdir(extractor, workdir)
     except ConfigError as e:
         raise ConfigError(f"utterance feature extractor: {e}; or delete {workdir} to train it anew") from None
-    train_fold(extractor, data, split, workdir)
-    model = load_best(extractor, workdir)
+    trainer.train_fold(extractor, data, split, workdir)
+    model = trainer.load_best(extractor, workdir)
     tokenizer = None
     if extractor.model.modalities == "text":
         from transformers import AutoTokenizer  # noqa: PLC0415

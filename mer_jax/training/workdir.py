@@ -15,7 +15,8 @@ import shutil
 
 import jax
 
-from mer_jax.config import ConfigError, load_run_config
+from mer_jax.config import load_run_config
+from mer_jax.errors import ConfigError
 
 # Fields a resumed run may change: they change no parameter and no metric.
 HARMLESS = {"train.log_every_steps", "train.checkpoint_every_epochs", "data.cache_dir"}
