@@ -37,7 +37,7 @@ def test_installed_package_trains_from_another_folder(demo_root, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (elsewhere / "run" / "metrics.json").exists()
     imported = subprocess.run([sys.executable, "-c", "import mer_jax; print(mer_jax.__file__)"], cwd=elsewhere,
-                              env=env, capture_output=True, text=True)
+                              env=env, capture_output=True, text=True, timeout=120)
     assert imported.stdout.startswith(str(site)), imported.stdout  # the installed copy ran, not the repository
     shutil.rmtree(site)
 

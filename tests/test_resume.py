@@ -1,4 +1,10 @@
-"""A run killed mid-training resumes from its last checkpoint and ends exactly like an uninterrupted run."""
+"""A run killed mid-training resumes from its last checkpoint and ends exactly like an uninterrupted run.
+
+The kill is deterministic: the run to be killed is `mer-jax train` started through a small driver that
+waits until the latest checkpoint of epoch `KILLED_AFTER` is complete on disk and then, two steps into
+the next epoch, SIGKILLs its own process (nothing in mer_jax knows of it: the driver wraps two of the
+loop's functions). So the resumed run always starts from that checkpoint and redoes the lost steps.
+"""
 
 import json
 import os
@@ -6,9 +12,35 @@ import pathlib
 import shutil
 import signal
 import subprocess
-import time
+import sys
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+KILLED_AFTER, KILLED_AT_STEP = 2, 2  # epochs done; step of the next epoch where the process dies
+TIMEOUT = 900  # seconds for one training command
+
+KILL_DRIVER = """
+import os, signal, sys
+from mer_jax.training import checkpoints, loop
+
+killed_after, killed_at_step = int(sys.argv[1]), int(sys.argv[2])
+save_latest, train_batches = checkpoints.RunCheckpoints.save_latest, loop._train_batches
+
+def save_latest_and_wait(self, epoch, state):
+    save_latest(self, epoch, state)
+    if epoch == killed_after:
+        self.latest.wait_until_finished()  # complete on disk (Orbax renames its temporary folder)
+
+def batches_then_kill(config, examples, epoch):
+    for i, batch in enumerate(train_batches(config, examples, epoch)):
+        if epoch == killed_after and i == killed_at_step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield batch
+
+checkpoints.RunCheckpoints.save_latest, loop._train_batches = save_latest_and_wait, batches_then_kill
+import mer_jax.cli
+sys.argv = ["mer-jax", *sys.argv[3:]]
+mer_jax.cli.run()
+"""
 
 
 def _command(workdir, demo_root, cache):
@@ -22,26 +54,27 @@ def test_killed_run_resumes_and_matches_uninterrupted_run(demo_root, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
     cache = tmp_path / "cache"
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    done = subprocess.run(_command(whole, demo_root, cache), cwd=REPO, env=env, capture_output=True, text=True)
+    done = subprocess.run(_command(whole, demo_root, cache), cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    process = subprocess.Popen(_command(resumed, demo_root, cache), cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while not (resumed / "checkpoints/latest/2").exists():  # Orbax renames a checkpoint only when complete
-        assert process.poll() is None and time.time() < deadline, "training ended before it could be killed"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    killed = subprocess.run([sys.executable, "-c", KILL_DRIVER, str(KILLED_AFTER), str(KILLED_AT_STEP),
+                             *_command(resumed, demo_root, cache)[1:]], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    latest = resumed / "checkpoints" / "latest"
+    assert sorted(p.name for p in latest.iterdir()) == [str(KILLED_AFTER - 1), str(KILLED_AFTER)]
     assert not (resumed / "metrics.json").exists()
 
-    again = subprocess.run(_command(resumed, demo_root, cache), cwd=REPO, env=env, capture_output=True, text=True)
+    again = subprocess.run(_command(resumed, demo_root, cache), cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=TIMEOUT)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "resuming" in again.stdout
+    assert f"resuming {resumed} after epoch {KILLED_AFTER}" in again.stdout
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (whole, resumed))
     assert first["folds"][0]["test"] == second["folds"][0]["test"]
     assert first["folds"][0]["validation"] == second["folds"][0]["validation"]
     assert first["folds"][0]["best_epoch"] == second["folds"][0]["best_epoch"]
+    assert first["folds"][0]["history"] == second["folds"][0]["history"]
     assert (whole / "test_predictions.csv").read_text() == (resumed / "test_predictions.csv").read_text()
 
 
@@ -50,7 +83,8 @@ def test_a_rerun_with_another_training_config_is_refused_unless_restarted(demo_r
     command = [*_command(tmp_path / "run", demo_root, tmp_path / "cache"), "--config.train.epochs=2"]
 
     def run(*extra):
-        return subprocess.run([*command, *extra], cwd=tmp_path, env=env, capture_output=True, text=True)
+        return subprocess.run([*command, *extra], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT)
 
     assert run().returncode == 0
     changed = run("--config.train.lr=0.01", "--config.model.dropout=0.5")
