@@ -10,6 +10,7 @@ one-process run reads the folder.
 
 import json
 import os
+import pathlib
 import shutil
 import socket
 import subprocess
@@ -24,10 +25,48 @@ TINY = ["--config=configs/demo.py", "--config.train.epochs=2", "--config.train.b
         "--config.model.dropout=0.3"]
 
 
+TIMEOUT = 900  # seconds for one training command
+PORT_TAKEN = "Failed to start RPC server"  # process 0's error when another program took the port meanwhile
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
+
+
+def _train_together(command: list[str], logs: pathlib.Path, attempts: int = 3) -> list[tuple[str, str]]:
+    """Run `command` as process 0 and 1 of a two-process run; (stdout, stderr) of each.
+
+    The coordinator's port is free when picked but only bound when process 0 starts, so another program
+    may take it in between: then process 0 fails at once, process 1 would wait for a coordinator that
+    never comes, and the pair is started again on another port. Output goes to files (a full pipe would
+    stall a process, and with it the other); any process still running at the end is killed."""
+    for attempt in range(attempts):
+        port = _free_port()
+        files = [(logs / f"attempt{attempt}_process{i}.out", logs / f"attempt{attempt}_process{i}.err")
+                 for i in range(2)]
+        processes = []
+        try:
+            for i, (out, err) in enumerate(files):
+                with out.open("w") as stdout, err.open("w") as stderr:
+                    processes.append(subprocess.Popen(
+                        [*command, "--distributed", f"--coordinator=localhost:{port}", "--num_processes=2",
+                         f"--process_id={i}"], env=_env(), stdout=stdout, stderr=stderr, text=True))
+            processes[0].wait(timeout=TIMEOUT)
+            if processes[0].returncode != 0 and PORT_TAKEN in files[0][1].read_text():
+                continue  # (the finally clause stops process 1)
+            processes[1].wait(timeout=TIMEOUT)
+        finally:
+            for p in processes:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        outputs = [(out.read_text(), err.read_text()) for out, err in files]
+        for p, (_, err) in zip(processes, outputs):
+            assert p.returncode == 0, err[-3000:]
+        return outputs
+    raise AssertionError(f"the coordinator's port was taken {attempts} times in a row")
 
 
 def _env(**extra):
@@ -39,19 +78,13 @@ def test_two_processes_train_like_one(demo_root, tmp_path):
     single = subprocess.run([shutil.which("mer-jax"), "train", *common, f"--workdir={tmp_path / 'one'}",
                              f"--config.data.cache_dir={tmp_path / 'cache'}"],
                             env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"), capture_output=True,
-                            text=True, timeout=900)
+                            text=True, timeout=TIMEOUT)
     assert single.returncode == 0, single.stderr[-3000:]
 
-    port = _free_port()
     records = ["--config.data.tfds=mer_iemocap", f"--config.data.tfds_data_dir={tmp_path / 'tfds'}",
                f"--config.data.cache_dir={tmp_path / 'shared_cache'}"]
-    processes = [subprocess.Popen([shutil.which("mer-jax"), "train", *common, *records, f"--workdir={tmp_path / 'two'}",
-                                   "--distributed", f"--coordinator=localhost:{port}", "--num_processes=2",
-                                   f"--process_id={i}"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for i in range(2)]
-    outputs = [p.communicate(timeout=900) for p in processes]
-    for p, (_, err) in zip(processes, outputs):
-        assert p.returncode == 0, err[-3000:]
+    outputs = _train_together([shutil.which("mer-jax"), "train", *common, *records, f"--workdir={tmp_path / 'two'}"],
+                              tmp_path)
 
     one, two = tmp_path / "one", tmp_path / "two"
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
