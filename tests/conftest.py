@@ -7,6 +7,7 @@ FunASR, MiniLM's weights) must not turn a parity file into skips while CI stays 
 """
 
 import os
+import pathlib
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -14,14 +15,40 @@ os.environ.setdefault("USE_TF", "0")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "mer_jax_test_jit_cache"))
 
 import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
 
 from mer_jax.data.demo import write_demo_corpus  # noqa: E402
 
 
+def _shared_path(tmp_path_factory, name: str, make=None) -> pathlib.Path:
+    """A folder every test process of this run shares (pytest-xdist workers have sibling base folders),
+    made once by whichever process asks first (`make(path)`), under a file lock."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    path, done = base / name, base / f"{name}.done"
+    with FileLock(f"{path}.lock"):
+        if not done.exists():
+            path.mkdir(parents=True, exist_ok=True)
+            if make is not None:
+                make(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory):
-    """A small demo corpus (5 sessions x 2 dialogues x 12 turns), written once per test session."""
-    return write_demo_corpus(tmp_path_factory.mktemp("demo"), seed=3, dialogues_per_session=2, turns_per_dialogue=12)
+    """A small demo corpus (5 sessions x 2 dialogues x 12 turns), written once per test run."""
+    return _shared_path(tmp_path_factory, "demo", lambda path: write_demo_corpus(
+        path, seed=3, dialogues_per_session=2, turns_per_dialogue=12))
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory):
+    """One ``data.cache_dir`` for the runs on `demo_root` that read no cache of their own: the demo's MFCCs
+    are computed once per test run, and compiled steps of the same shapes are shared (the CLI keeps XLA's
+    programs under it); both caches are keyed by their inputs, so sharing them changes no number."""
+    return _shared_path(tmp_path_factory, "demo_cache")
 
 
 # The skips CI accepts: a fragment of the skip's reason -> why the skip is legitimate.

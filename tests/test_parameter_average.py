@@ -61,14 +61,14 @@ def test_a_bad_decay_is_refused(decay):
         validate(config)
 
 
-def test_the_best_checkpoint_holds_the_average_not_the_trained_parameters(demo_root, tmp_path):
+def test_the_best_checkpoint_holds_the_average_not_the_trained_parameters(demo_root, demo_cache, tmp_path):
     """One epoch, two seeds: the best epoch is that epoch, and its checkpoint holds each seed's average."""
     from mer_jax.training.checkpoints import RunCheckpoints
     from mer_jax.training.experiment import load_experiment_data
     from mer_jax.training.loop import build_trainable, prepare_fold_data, run_epochs
 
     config = base_config()
-    config.data.update(root=str(demo_root), cache_dir=str(tmp_path / "cache"))
+    config.data.update(root=str(demo_root), cache_dir=str(demo_cache))
     config.split.protocol = "holdout"
     config.model.d_model, config.model.num_heads, config.text.hidden, config.text.heads = 16, 2, 16, 2
     config.features.max_frames, config.train.batch_size, config.train.seeds = 60, 8, 2

@@ -50,9 +50,9 @@ def _command(workdir, demo_root, cache):
             "--config.text.hidden=32"]
 
 
-def test_killed_run_resumes_and_matches_uninterrupted_run(demo_root, tmp_path):
+def test_killed_run_resumes_and_matches_uninterrupted_run(demo_root, demo_cache, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    cache = tmp_path / "cache"
+    cache = demo_cache
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     done = subprocess.run(_command(whole, demo_root, cache), cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=TIMEOUT)
@@ -78,9 +78,9 @@ def test_killed_run_resumes_and_matches_uninterrupted_run(demo_root, tmp_path):
     assert (whole / "test_predictions.csv").read_text() == (resumed / "test_predictions.csv").read_text()
 
 
-def test_a_rerun_with_another_training_config_is_refused_unless_restarted(demo_root, tmp_path):
+def test_a_rerun_with_another_training_config_is_refused_unless_restarted(demo_root, demo_cache, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    command = [*_command(tmp_path / "run", demo_root, tmp_path / "cache"), "--config.train.epochs=2"]
+    command = [*_command(tmp_path / "run", demo_root, demo_cache), "--config.train.epochs=2"]
 
     def run(*extra):
         return subprocess.run([*command, *extra], cwd=tmp_path, env=env, capture_output=True, text=True,

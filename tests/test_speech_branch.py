@@ -108,7 +108,7 @@ def test_the_speech_encoder_has_its_own_learning_rate_and_stays_pretrained_when_
         assert bool(jnp.all(update == 0)) == (group == "audio_encoder"), jax.tree_util.keystr(path)
 
 
-def test_cli_trains_predicts_and_exports_through_a_speech_encoder(checkpoint, demo_root, tmp_path):
+def test_cli_trains_predicts_and_exports_through_a_speech_encoder(checkpoint, demo_root, demo_cache, tmp_path):
     """Train and predict from waveforms; the exported folder predicts the same without the checkpoint."""
     from mer_jax import EmotionRecognizer  # noqa: PLC0415
     from test_export import _fresh_process_prediction  # noqa: PLC0415
@@ -116,7 +116,7 @@ def test_cli_trains_predicts_and_exports_through_a_speech_encoder(checkpoint, de
     folder = shutil.copytree(checkpoint[0], tmp_path / "speech_checkpoint")
     workdir = tmp_path / "run"
     result = mer_jax("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={demo_root}",
-                     f"--config.data.cache_dir={tmp_path / 'cache'}", f"--config.audio.encoder={folder}", *TINY)
+                     f"--config.data.cache_dir={demo_cache}", f"--config.audio.encoder={folder}", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((workdir / "fold_metrics.json").read_text())
     assert 0.0 <= metrics["test"]["wa"] <= 1.0 and len(metrics["history"]) == 2
@@ -134,7 +134,8 @@ def test_cli_trains_predicts_and_exports_through_a_speech_encoder(checkpoint, de
                                list(expected["probabilities"].values()), atol=1e-5)
 
 
-def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on_them(checkpoint, demo_root, tmp_path):
+def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on_them(checkpoint, demo_root, demo_cache,
+                                                                                   tmp_path):
     from mer_jax.configs import lpgnet_demo  # noqa: PLC0415
     from mer_jax.training.experiment import load_experiment_data  # noqa: PLC0415
     from mer_jax.training.loop import load_best, train_fold  # noqa: PLC0415
@@ -142,7 +143,7 @@ def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on
 
     folder, model = checkpoint
     config = lpgnet_demo.get_config()
-    config.data.update(root=str(demo_root), cache_dir=str(tmp_path / "cache"))
+    config.data.update(root=str(demo_root), cache_dir=str(demo_cache))
     config.audio.update(encoder=str(folder), layer="1")
     config.utterance_features.audio = "speech_frozen"
     config.features.max_frames = 50  # 8000 samples
@@ -159,7 +160,7 @@ def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on
         np.testing.assert_allclose(vectors[i], expected, atol=1e-4)
 
     result = mer_jax("train", "--config=configs/lpgnet_demo.py", f"--workdir={tmp_path / 'lpgnet'}",
-                     f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
+                     f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}",
                      f"--config.audio.encoder={folder}", "--config.utterance_features.audio=speech_frozen",
                      "--config.model.modalities=audio", "--config.features.max_frames=50", "--config.train.epochs=2",
                      "--config.train.seeds=2", "--config.model.hidden=16")
@@ -207,10 +208,10 @@ def test_lpgnet_frame_reads_the_speech_encoders_states_as_its_acoustic_frames(ch
         np.testing.assert_allclose(ours[name], expected, atol=1e-4)
 
 
-def test_cli_trains_lpgnet_frame_on_a_speech_encoders_frames(checkpoint, demo_root, tmp_path):
+def test_cli_trains_lpgnet_frame_on_a_speech_encoders_frames(checkpoint, demo_root, demo_cache, tmp_path):
     folder, _ = checkpoint
     result = mer_jax("train", "--config=configs/lpgnet_frame_iemocap.py", f"--workdir={tmp_path / 'run'}",
-                     f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
+                     f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}",
                      f"--config.audio.encoder={folder}", "--config.model.modalities=audio",
                      "--config.model.hidden=16", "--config.model.length=64", "--config.train.epochs=1",
                      "--config.train.batch_size=16", "--config.features.max_frames=40")
