@@ -51,7 +51,7 @@ def prepare(config, fold: FoldData, count: int, utterances: int) -> dict:
     examples = {part: e.with_buckets(buckets) for part, e in fold.examples.items()}
     train = examples["train"].take(np.arange(utterances))
     trainable = build_trainable(config, FoldData(examples, fold.label_set, fold.sizes))
-    state = [trainable.state[k] for k in ("params", "other", "opt_state")]
+    state = [trainable.state[k] for k in ("params", "other", "opt_state", "diverged")]
     keys = jax.random.split(jax.random.key(0), 1)
     seeded = lambda batch: sharding.global_batch({k: v[None] for k, v in batch.items()}, trainable.mesh, axis=1)  # noqa: E731
     steps = [seeded(b) for b in numpy_batches(train, config.train.batch_size, train=True, seed=config.seed)]
@@ -59,11 +59,12 @@ def prepare(config, fold: FoldData, count: int, utterances: int) -> dict:
                   for b in numpy_batches(examples["validation"], config.train.batch_size)]
 
     def run_train(batches):
-        params, other, opt_state = state
-        for batch in batches:
-            params, other, opt_state, measured = trainable.train_step(params, other, opt_state, batch, keys)
+        params, other, opt_state, diverged = state
+        for step, batch in enumerate(batches):
+            params, other, opt_state, measured, diverged = trainable.train_step(params, other, opt_state, batch, keys,
+                                                                                step, diverged)
         jax.block_until_ready(measured)
-        state[:] = params, other, opt_state  # the step donates its inputs
+        state[:] = params, other, opt_state, diverged  # the step donates its inputs
 
     def run_validation(batches):
         jax.block_until_ready([trainable.eval_step(state[0], state[1], batch) for batch in batches])

@@ -63,6 +63,7 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     from mer_jax.config import validate  # noqa: PLC0415
     from mer_jax.errors import ConfigError, CorpusError, InputError  # noqa: PLC0415
+    from mer_jax.errors import TrainingDiverged  # noqa: PLC0415
     from mer_jax.host_memory import keep_freed_host_memory  # noqa: PLC0415
 
     if FLAGS.keep_host_memory:  # before JAX runs anything: it acts on threads that have not allocated yet
@@ -75,7 +76,8 @@ def main(argv: list[str]) -> None:
             validate(FLAGS.config)
         {"demo": demo, "prepare": prepare, "train": train, "table": table, "evaluate": evaluate,
          "predict": predict, "export": export, "attention": attention}[argv[1]]()
-    except (ConfigError, CorpusError, InputError, FileNotFoundError) as e:  # the user's input, not a bug: no traceback
+    # the user's input (or a run it made diverge), not a bug: one line, no traceback
+    except (ConfigError, CorpusError, InputError, FileNotFoundError, TrainingDiverged) as e:
         sys.exit(f"mer-jax {argv[1]}: {e}")
 
 

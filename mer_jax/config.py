@@ -18,6 +18,10 @@ import ml_collections
 from mer_jax.errors import ConfigError
 
 
+# train.nonfinite: what a run does at a seed's first non-finite loss, gradient norm or state (training/divergence.py)
+NONFINITE = ("stop", "drop_seed")
+
+
 def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
     """Every field of a run of `model`: its own ``model`` section and its default ``objective``."""
     from mer_jax.models.registry import get_model_spec  # noqa: PLC0415
@@ -127,6 +131,10 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # updated after every optimiser update with weight d (about 1 / (1 - d) updates remembered); 0: off
         ema_decay=0.0,
         select_metric="ua",  # validation metric that chooses the checkpoint
+        # a seed's first non-finite loss, gradient norm or state: stop (the run stops there, keeping its last
+        # finite checkpoint and history), or drop_seed (several seeds: that seed stops training and is left out
+        # of the seeds' mean and ensemble, the others go on; if every seed diverges, stop)
+        nonfinite="stop",
         checkpoint_every_epochs=1,
         log_every_steps=10,
     )
@@ -163,7 +171,7 @@ def validate(config) -> None:
         "model.dtype": ("float32", "bfloat16"),
         "model.init": ("flax", "torch"),
         "train.class_weights": CLASS_WEIGHT_NAMES, "features.deltas": (0, 1, 2), "features.frames": ("mfcc", "logmel"), "train.optimizer": ("adamw", "adam"),
-        "train.schedule": ("warmup_cosine", "constant"),
+        "train.schedule": ("warmup_cosine", "constant"), "train.nonfinite": NONFINITE,
     }
     for field, allowed in choices.items():
         section, name = field.split(".")

@@ -31,3 +31,8 @@ class CorpusError(ValueError):
 
 class InputError(ValueError):
     """An input that no model can score (missing or unreadable audio, an empty transcript)."""
+
+
+class TrainingDiverged(FloatingPointError):
+    """Training met a non-finite loss, gradient norm or state and stopped (``train.nonfinite``): the
+    message names the run, the seed(s), the epoch and step, what the run folder kept and what to try."""

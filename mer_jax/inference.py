@@ -289,16 +289,22 @@ def evaluate_run(run_dir, corpus: dict | None = None) -> dict:
         step = make_eval_step(split_model, seeds=True)
         outputs = examples.in_order((np.asarray(step(params, other, jax.device_put(batch))), batch["index"])
                                     for batch in numpy_batches(examples, config.train.batch_size))
-        scores = [scored(examples.real(o), examples.labels(), data.label_set) for o in outputs]
+        # seeds dropped in training (diverged) are left out again, as the run's own evaluation left them out
+        trained = json.loads((workdir / "fold_metrics.json").read_text()) if (workdir / "fold_metrics.json").exists() else {}
+        gone = {d["seed"] for d in trained.get("dropped_seeds", ())}
+        kept = [k for k, seed in enumerate(run_seeds(config)) if seed not in gone]
+        scores = [scored(examples.real(outputs[k]), examples.labels(), data.label_set) for k in kept]
         per_seed = [metrics for metrics, _ in scores]
         protocol = f"{split.name} of {data.report.corpus}, model trained on {trained_on}" if corpus else split.name
         fold = {"protocol": protocol, "sizes": {"test": len(examples.labels())},
                 "history": read_history(workdir, config.train.epochs)}
-        if len(per_seed) == 1:
+        if config.train.seeds == 1:
             fold["test"] = per_seed[0]
         else:
             fold["test"] = summarize_seeds(per_seed)
-            fold["seeds"] = [{"seed": seed, "test": m} for seed, m in zip(run_seeds(config), per_seed)]
+            fold["seeds"] = [{"seed": run_seeds(config)[k], "test": m} for k, m in zip(kept, per_seed)]
+            if gone:
+                fold["dropped_seeds"] = trained["dropped_seeds"]
             fold["ensemble"] = {"test": ensemble(scores, examples, data.label_set)[0]}
         folds.append(fold)
     results = summarize_folds(folds)
@@ -327,12 +333,18 @@ def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
         raise FileNotFoundError(f"{run_dir}: not a finished run or fold (needs config.json and fold_metrics.json); "
                                 "for a cross-validation pass one fold, e.g. RUN/fold0")
     config = load_run_config(config_path)
-    seeds = fold.get("seeds", [fold])
+    # the seeds that trained to the end, by seed number (a seed dropped for diverging has no test entry)
+    seeds = {s.get("seed", config.seed): s for s in fold.get("seeds", [fold])}
+    dropped = {d["seed"]: d for d in fold.get("dropped_seeds", ())}
     if seed_index is None:
-        seed_index = int(np.argmax([s["validation"][config.train.select_metric] for s in seeds]))
-    elif not 0 <= seed_index < len(seeds):
-        raise InputError(f"{run_dir}: --seed_index={seed_index}, but the run trained {len(seeds)} seed(s): "
-                         f"0 to {len(seeds) - 1}")
+        seed_index = run_seeds(config).index(max(seeds, key=lambda s: seeds[s]["validation"][config.train.select_metric]))
+    elif not 0 <= seed_index < config.train.seeds:
+        raise InputError(f"{run_dir}: --seed_index={seed_index}, but the run trained {config.train.seeds} seed(s): "
+                         f"0 to {config.train.seeds - 1}")
+    elif run_seeds(config)[seed_index] in dropped:
+        d = dropped[run_seeds(config)[seed_index]]
+        raise InputError(f"{run_dir}: --seed_index={seed_index} is seed {d['seed']}, dropped when its training "
+                         f"diverged at epoch {d['epoch']}, step {d['step']}: pick another seed")
     recognizer = EmotionRecognizer.from_run(run_dir, seed_index)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {f"params/{n}": np.asarray(a, np.float32) for n, a in zip(_names(recognizer._params),
@@ -351,7 +363,8 @@ def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
         save_configs(config.audio.encoder, out / SPEECH_ENCODER)
         exported.audio.encoder = SPEECH_ENCODER  # rebuilt from these configs; its weights are in model.safetensors
     (out / "config.json").write_text(exported.to_json(indent=2))
-    (out / "README.md").write_text(_model_card(run_dir, config, fold, seeds[seed_index], recognizer.label_set.classes))
+    (out / "README.md").write_text(_model_card(run_dir, config, fold, seeds[run_seeds(config)[seed_index]],
+                                               recognizer.label_set.classes))
     return out
 
 

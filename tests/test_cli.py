@@ -75,7 +75,7 @@ def test_skip_option_completes_and_reports_two_skipped(trained_run):
                  "report.md", "confusion_matrix.png", "training_curves.png"):
         assert (workdir / name).exists(), name
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
-    assert list((workdir.parent / "cache" / "xla").glob("jit_one_seed-*"))  # the train step, compiled, kept
+    assert list((workdir.parent / "cache" / "xla").glob("jit_guarded-*"))  # the (guarded) train step, compiled, kept
     predictions = (workdir / "test_predictions.csv").read_text().splitlines()
     assert len(predictions) - 1 == metrics["folds"][0]["sizes"]["test"]
     assert all(line.startswith("Ses05") for line in predictions[1:])

@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mer_jax.evaluation.report import seed_mean  # noqa: E402
+
 CONFUSION, CURVES, SUMMARY = "confusion_matrix.png", "training_curves.png", "report.md"
 HEADLINE = (("wa", "WA"), ("ua", "UA"), ("weighted_f1", "weighted F1"), ("macro_f1", "macro F1"))
 
@@ -65,7 +67,7 @@ def plot_curves(histories: list[list[dict]], path: pathlib.Path) -> None:
         tag = f" (fold {k})" if len(histories) > 1 else ""
         for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
             for part, style in (("train", "--"), ("validation", "-")):
-                ax.plot(epochs, [np.mean(h[f"{part}_{metric}"]) for h in history], style, color=f"C{k}",
+                ax.plot(epochs, [seed_mean(h[f"{part}_{metric}"]) for h in history], style, color=f"C{k}",
                         label=f"{part}{tag}")
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss (train: the objective; validation: cross-entropy)")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy (validation: WA)")

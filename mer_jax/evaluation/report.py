@@ -70,6 +70,9 @@ def format_report(results: dict, config) -> str:
                 lines.append(f"{name}seed {s['seed']} test{best}: WA {st['wa']:.4f}  "
                              f"UA {st['ua']:.4f}  weighted F1 {st['weighted_f1']:.4f}  "
                              f"binary acc {st['binary_accuracy']:.4f}  binary F1 {st['binary_f1']:.4f}")
+            for d in fold.get("dropped_seeds", ()):
+                lines.append(f"{name}seed {d['seed']} dropped: training diverged at epoch {d['epoch']}, step {d['step']} "
+                             f"({d['cause']}; train.nonfinite = 'drop_seed'): not in the mean, spread or ensemble below")
             lines.append(f"{name}test ({fold['sizes']['test']} utt., mean ± std over {t['seeds']} seeds): "
                          + "  ".join(f"{label} {t[key]:.4f} ± {t[key + '_std']:.4f}" for key, label in (
                              ("wa", "WA"), ("ua", "UA"), ("weighted_f1", "weighted F1"),
@@ -117,6 +120,12 @@ def _inputs(config) -> list[str]:
     return said
 
 
+def seed_mean(values: list) -> float:
+    """The mean over seeds of a history value, leaving out dropped seeds (null: training diverged)."""
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def training_dynamics(history: list[dict], every: int = 5) -> list[str]:
     """The dynamic-fusion paper's Table 4 for a run: train and validation loss and accuracy every `every`
     epochs (and the last), mean over seeds, with the overfit ratio train / validation accuracy."""
@@ -126,7 +135,7 @@ def training_dynamics(history: list[dict], every: int = 5) -> list[str]:
     for entry in history:
         if entry["epoch"] % every and entry is not history[-1]:
             continue
-        train_loss, train_acc, val_loss, val_acc = (float(np.mean(entry[k])) for k in (
+        train_loss, train_acc, val_loss, val_acc = (seed_mean(entry[k]) for k in (
             "train_loss", "train_accuracy", "validation_loss", "validation_accuracy"))
         ratio = f"{train_acc / val_acc:.2f}" if val_acc > 0 else "–"
         lines.append(f"  {entry['epoch']:5d}  {train_loss:10.3f}  {train_acc:9.3f}  {val_loss:8.3f}  {val_acc:7.3f}  {ratio}")

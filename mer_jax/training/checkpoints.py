@@ -17,8 +17,10 @@ import orbax.checkpoint as ocp
 
 
 def _manager(directory: pathlib.Path, max_to_keep: int) -> ocp.CheckpointManager:
-    return ocp.CheckpointManager(directory.absolute(), options=ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True))
+    # the handler named up front, so that a fresh manager reads a saved checkpoint's metadata (`restore_latest`)
+    return ocp.CheckpointManager(directory.absolute(), item_handlers=ocp.StandardCheckpointHandler(),
+                                 options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                                                      cleanup_tmp_directories=True))
 
 
 def _abstract(tree):
@@ -43,9 +45,22 @@ class RunCheckpoints:
             self.best.save(epoch, args=ocp.args.StandardSave(model_state), force=True)
 
     def restore_latest(self, like: dict) -> dict | None:
-        """The latest training state shaped (and sharded) like `like`, or None for a fresh run."""
+        """The latest training state shaped (and sharded) like `like`, or None for a fresh run. A key of
+        `like` that the checkpoint lacks (one added to the state since an older run saved it, e.g.
+        ``diverged``) keeps `like`'s value, the fresh run's."""
         epoch = self.latest.latest_step()
-        return None if epoch is None else self.latest.restore(epoch, args=ocp.args.StandardRestore(_abstract(like)))
+        if epoch is None:
+            return None
+        saved = self.latest.item_metadata(epoch)
+        saved = getattr(saved, "tree", saved)  # the saved tree's top-level keys
+        missing = {key: value for key, value in like.items() if key not in saved}
+        present = {key: value for key, value in like.items() if key in saved}
+        return self.latest.restore(epoch, args=ocp.args.StandardRestore(_abstract(present))) | missing
+
+    def latest_epoch(self) -> int | None:
+        """The epoch of the newest complete latest checkpoint (after the writes in flight), or None."""
+        self.latest.wait_until_finished()
+        return self.latest.latest_step()
 
     def restore_best(self, like: dict) -> dict:
         epoch = self.best.latest_step()

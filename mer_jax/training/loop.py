@@ -35,10 +35,11 @@ from mer_jax.evaluation.report import format_report, summarize_folds, summarize_
 from mer_jax.models.registry import build_model, get_model_spec
 from mer_jax.training import sharding
 from mer_jax.training.checkpoints import RunCheckpoints
+from mer_jax.training.divergence import Watch, divergences
 from mer_jax.training.experiment import ExperimentData, examples_of, load_experiment_data
 from mer_jax.training.objectives import make_objective
 from mer_jax.training.optimizer import evaluated_params, frozen_groups, make_optimizer, parameter_groups
-from mer_jax.training.steps import SplitModel, make_eval_step, make_train_step, seed_slice, stack
+from mer_jax.training.steps import SplitModel, make_eval_step, make_train_step, no_divergence, seed_slice, stack
 from mer_jax.training.utterance_features import Trainer, utterance_vectors
 from mer_jax.training.workdir import fold_dir, is_writer, prepare_workdir
 
@@ -164,7 +165,7 @@ class Trainable:
     eval_step: object
     mesh: object
     steps_per_epoch: int
-    state: dict  # params, other, opt_state, epoch, best (N,), best_epoch (N,)
+    state: dict  # params, other, opt_state, epoch, best (N,), best_epoch (N,), diverged (training/divergence.py)
 
 
 def build_trainable(config, fold: FoldData) -> Trainable:
@@ -185,17 +186,19 @@ def build_trainable(config, fold: FoldData) -> Trainable:
     del splits
     train_step = make_train_step(split, optimizer, make_objective(config.objective),
                                  frozen=jax.tree.map(lambda g: g in frozen, groups) if frozen else None,
-                                 state_sharding=sharding.replicated(mesh))
+                                 state_sharding=sharding.replicated(mesh), guard=True)
     n = config.train.seeds
     opt_state = sharding.replicate(jax.jit(jax.vmap(optimizer.init))(params), mesh)
-    state = loop_state(params, other, opt_state, epoch=0, best=np.full(n, -1.0), best_epoch=np.zeros(n))
+    state = loop_state(params, other, opt_state, epoch=0, best=np.full(n, -1.0), best_epoch=np.zeros(n),
+                       diverged=sharding.replicate(no_divergence(n), mesh))
     return Trainable(split, train_step, make_eval_step(split, seeds=True), mesh, steps_per_epoch, state)
 
 
-def loop_state(params, other, opt_state, epoch: int, best, best_epoch) -> dict:
-    """Everything a resumed run needs: model and optimiser state, epochs done, each seed's best validation score."""
+def loop_state(params, other, opt_state, epoch: int, best, best_epoch, diverged) -> dict:
+    """Everything a resumed run needs: model and optimiser state, epochs done, each seed's best validation score,
+    and which seeds diverged where (`steps.no_divergence`; a dropped seed stays dropped)."""
     return {"params": params, "other": other, "opt_state": opt_state, "epoch": np.array(epoch, np.int32),
-            "best": np.asarray(best, np.float32), "best_epoch": np.asarray(best_epoch, np.int32)}
+            "best": np.asarray(best, np.float32), "best_epoch": np.asarray(best_epoch, np.int32), "diverged": diverged}
 
 
 def _feed() -> dict:
@@ -253,7 +256,11 @@ def _train_batches(config, examples: Examples, epoch: int):
 
 def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunCheckpoints, workdir) -> dict:
     """Train to ``train.epochs`` (from the latest checkpoint, if any), keeping each seed's best model by
-    validation (the best checkpoint holds, per seed, the parameters of that seed's best epoch)."""
+    validation (the best checkpoint holds, per seed, the parameters of that seed's best epoch).
+
+    A seed's first non-finite step stops the run (`TrainingDiverged`) or drops the seed
+    (``train.nonfinite``; training/divergence.py), read where the loop syncs anyway: at logged steps
+    and before each epoch's validation, so a stopped run writes nothing of the epoch it diverged in."""
     tc = config.train
     restored = checkpoints.restore_latest(trainable.state)
     best_models = None
@@ -262,38 +269,45 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
         best_models = checkpoints.restore_best(_model_state(restored))
         print(f"resuming {workdir} after epoch {int(restored['epoch'])}")
     state = trainable.state
-    params, other, opt_state = state["params"], state["other"], state["opt_state"]
+    params, other, opt_state, diverged = state["params"], state["other"], state["opt_state"], state["diverged"]
     start, best, best_epoch = int(state["epoch"]), np.array(state["best"]), np.array(state["best_epoch"])
     writer = SummaryWriter(str(workdir / "tensorboard"), write_to_disk=is_writer())
     history = read_history(workdir, start)
     seed_keys = [jax.random.key(seed) for seed in run_seeds(config)]
     steps = trainable.steps_per_epoch
+    watch = Watch(config, run_seeds(config), steps, workdir, checkpoints, jax.device_get(diverged))
     for epoch in tqdm(range(start, tc.epochs), desc=f"training {workdir.name}", unit="epoch", initial=start,
                       total=tc.epochs, disable=not is_writer()):
         epoch_sums = None  # on the device, read once per epoch: no sync per step
         for i, local in enumerate(_train_batches(config, fold.examples["train"], epoch)):
             step = epoch * steps + i
             keys = jnp.stack([jax.random.fold_in(key, step) for key in seed_keys])
-            params, other, opt_state, measured = trainable.train_step(
-                params, other, opt_state, sharding.global_batch(local, trainable.mesh, axis=1), keys)
+            params, other, opt_state, measured, diverged = trainable.train_step(
+                params, other, opt_state, sharding.global_batch(local, trainable.mesh, axis=1), keys, step, diverged)
             running = {"loss": measured["loss"], "accuracy": measured["accuracy"]}
             epoch_sums = running if epoch_sums is None else jax.tree.map(jnp.add, epoch_sums, running)
             if step % tc.log_every_steps == 0:
-                _log(writer, "train", jax.device_get(measured), step)
+                logged, record = jax.device_get((measured, diverged))
+                _check(watch, writer, record, epoch)
+                _log(writer, "train", logged, step)
+        # Every process holds the same record (global losses), so all stop here, or drop the same seed, together.
+        _check(watch, writer, jax.device_get(diverged), epoch)
+        alive = watch.alive()  # a dropped seed trained on no more: it measures and competes no more
         evaluated = evaluated_params(tc, params, opt_state)
         validation = [m for m, _ in score(trainable, evaluated, other, fold.examples["validation"], config, fold.label_set)]
-        _log(writer, "validation", {name: np.array([v[name] for v in validation])
+        _log(writer, "validation", {name: np.where(alive, [v[name] for v in validation], np.nan)
                                     for name in ("loss", "wa", "ua", "weighted_f1", "macro_f1")}, (epoch + 1) * steps)
         train = jax.device_get(epoch_sums) if steps else {"loss": np.full(len(seed_keys), np.nan)} | {
             "accuracy": np.full(len(seed_keys), np.nan)}
-        history.append({"epoch": epoch + 1, "train_loss": (train["loss"] / max(steps, 1)).tolist(),
-                        "train_accuracy": (train["accuracy"] / max(steps, 1)).tolist(),
-                        "validation_loss": [v["loss"] for v in validation],
-                        "validation_accuracy": [v["wa"] for v in validation]})
+        kept = lambda values: [float(v) if a else None for v, a in zip(values, alive)]  # noqa: E731 (null: dropped)
+        history.append({"epoch": epoch + 1, "train_loss": kept(train["loss"] / max(steps, 1)),
+                        "train_accuracy": kept(train["accuracy"] / max(steps, 1)),
+                        "validation_loss": kept([v["loss"] for v in validation]),
+                        "validation_accuracy": kept([v["wa"] for v in validation])})
         if is_writer():
             (workdir / HISTORY).write_text(json.dumps(history))
         scores = np.array([v[tc.select_metric] for v in validation])
-        improved = scores > best
+        improved = (scores > best) & alive
         if improved.any():
             best, best_epoch = np.where(improved, scores, best), np.where(improved, epoch + 1, best_epoch)
             current = jax.device_get(_model_state({"params": evaluated, "other": other}))
@@ -302,10 +316,20 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
                 current, best_models)
             checkpoints.save_best(epoch + 1, best_models)
         if (epoch + 1) % tc.checkpoint_every_epochs == 0 or epoch + 1 == tc.epochs:
-            checkpoints.save_latest(epoch + 1, loop_state(params, other, opt_state, epoch + 1, best, best_epoch))
+            checkpoints.save_latest(epoch + 1, loop_state(params, other, opt_state, epoch + 1, best, best_epoch,
+                                                          diverged))
     writer.close()
-    trainable.state = loop_state(params, other, opt_state, tc.epochs, best, best_epoch)
+    trainable.state = loop_state(params, other, opt_state, tc.epochs, best, best_epoch, diverged)
     return trainable.state
+
+
+def _check(watch: Watch, writer, record: dict, epochs_done: int) -> None:
+    """`watch.check`, closing the TensorBoard writer (its events so far kept) when the run stops."""
+    try:
+        watch.check(record, epochs_done)
+    except Exception:
+        writer.close()
+        raise
 
 
 HISTORY = "history.json"  # per epoch and seed: train loss and accuracy (mean over the epoch's steps, in train
@@ -325,10 +349,13 @@ def _model_state(state: dict) -> dict:
 
 
 def _log(writer, prefix: str, measured: dict, step: int) -> None:
-    """Scalars per seed: ``prefix/name`` for a single seed, ``prefix/name/seed<k>`` for several."""
+    """Scalars per seed: ``prefix/name`` for a single seed, ``prefix/name/seed<k>`` for several. NaN (a seed
+    dropped when its training diverged, which the run's output names) is left out."""
     for name, values in measured.items():
         values = np.asarray(values).reshape(-1)
         for k, value in enumerate(values):
+            if np.isnan(value):
+                continue
             writer.add_scalar(f"{prefix}/{name}" + (f"/seed{k}" if len(values) > 1 else ""), float(value), step)
 
 
@@ -337,30 +364,36 @@ def evaluate_and_write(config, fold: FoldData, trainable: Trainable, checkpoints
     """Restore each seed's best model, score the test part once (and validation again), write the fold's files.
 
     With several seeds, their ensemble (the mean of the seeds' class probabilities, each seed at its own
-    best epoch: nothing chosen on the test part) is scored too, as ``ensemble``."""
+    best epoch: nothing chosen on the test part) is scored too, as ``ensemble``. Seeds dropped because their
+    training diverged (``train.nonfinite = 'drop_seed'``) are listed under ``dropped_seeds`` (where and why)
+    and left out of the seeds' list, mean, spread, ensemble and prediction files."""
     state = trainable.state
     best = checkpoints.restore_best(_model_state(state))
     tests = score(trainable, best["params"], best["other"], fold.examples["test"], config, fold.label_set)
     validations = score(trainable, best["params"], best["other"], fold.examples["validation"], config, fold.label_set)
     seeds = run_seeds(config)
-    per_seed = [{"seed": seed, "best_epoch": int(state["best_epoch"][k]), "validation": validations[k][0],
-                 "test": tests[k][0]} for k, seed in enumerate(seeds)]
+    dropped = divergences(jax.device_get(state["diverged"]), seeds, trainable.steps_per_epoch)
+    kept = [k for k, seed in enumerate(seeds) if seed not in {d.seed for d in dropped}]
+    per_seed = [{"seed": seeds[k], "best_epoch": int(state["best_epoch"][k]), "validation": validations[k][0],
+                 "test": tests[k][0]} for k in kept]
     result = {"protocol": split.name, "sizes": {part: int(len(fold.examples[part].labels())) for part in PARTS},
               "parameters": int(sum(x.size for x in jax.tree.leaves(trainable.split.params))),
               "history": read_history(workdir, config.train.epochs)}
+    written = [("test_predictions.csv", tests[0][1])]
     if len(seeds) == 1:
         result.update({key: per_seed[0][key] for key in ("best_epoch", "validation", "test")})
     else:
         result.update(seeds=per_seed, test=summarize_seeds([s["test"] for s in per_seed]),
                       validation=summarize_seeds([s["validation"] for s in per_seed]))
-        ensembles = {part: ensemble(scores, fold.examples[part], fold.label_set)
+        if dropped:
+            result["dropped_seeds"] = [d.to_json() for d in dropped]
+        ensembles = {part: ensemble([scores[k] for k in kept], fold.examples[part], fold.label_set)
                      for part, scores in (("validation", validations), ("test", tests))}
         result["ensemble"] = {part: metrics for part, (metrics, _) in ensembles.items()}
-        tests = [*tests, ensembles["test"]]
+        written = [(f"test_predictions_seed{seeds[k]}.csv", tests[k][1]) for k in kept]
+        written.append(("test_predictions_ensemble.csv", ensembles["test"][1]))
     if is_writer():
-        for k, (_, probabilities) in enumerate(tests):
-            name = ("test_predictions.csv" if len(seeds) == 1 else
-                    f"test_predictions_seed{seeds[k]}.csv" if k < len(seeds) else "test_predictions_ensemble.csv")
+        for name, probabilities in written:
             write_predictions(workdir / name, fold.examples["test"], probabilities, fold.label_set.classes)
         (workdir / "fold_metrics.json").write_text(json.dumps(result, indent=2))
     return result
@@ -373,10 +406,11 @@ def train_fold(config, data: ExperimentData, split: Split, workdir: pathlib.Path
     fold = prepare_fold_data(config, data, split, workdir)
     trainable = build_trainable(config, fold)
     checkpoints = RunCheckpoints(workdir)
-    run_epochs(config, fold, trainable, checkpoints, workdir)
-    result = evaluate_and_write(config, fold, trainable, checkpoints, split, workdir)
-    checkpoints.close()
-    return result
+    try:
+        run_epochs(config, fold, trainable, checkpoints, workdir)
+        return evaluate_and_write(config, fold, trainable, checkpoints, split, workdir)
+    finally:  # a run that stops (e.g. diverged) still completes the checkpoints it was writing
+        checkpoints.close()
 
 
 def load_best_seeds(config, workdir) -> tuple[SplitModel, nnx.State, nnx.State]:

@@ -80,7 +80,7 @@ def accuracy(logits: jax.Array, batch: dict) -> jax.Array:
 
 
 def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, objective, *, frozen=None,
-                    state_sharding: jax.sharding.Sharding | None = None):
+                    state_sharding: jax.sharding.Sharding | None = None, guard: bool = False):
     """(params, other, opt_state, batch, key) -> (params, other, opt_state, measurements), every argument
     and result with a leading seed axis (keys (N,), batches (N, B, ...)).
 
@@ -89,6 +89,13 @@ def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, 
     backward pass. `state_sharding` (e.g. replicated over the data mesh) places the updated state as
     the state that comes in: left to XLA, the outputs' shardings can differ from the inputs' (a seed
     axis split over ``data``), and the step then compiles a second time on its second call.
+
+    With `guard`, the step also takes the global step number (a scalar) and each seed's divergence
+    record (`no_divergence`), and returns the record after the measurements: a seed's first step whose
+    loss, gradient norm or updated state is not finite is recorded (its step, loss and gradient norm),
+    and from that step on the seed's state stays as it was before it and it measures NaN. A seed's
+    state never becomes non-finite, and the record stays on the device until the loop reads it
+    (training/divergence.py).
     """
 
     def loss_fn(params, other, batch, key):
@@ -105,8 +112,37 @@ def make_train_step(split: SplitModel, optimizer: optax.GradientTransformation, 
         return params, other, opt_state, {"loss": loss, **terms, "accuracy": accuracy(logits, batch),
                                           "grad_norm": optax.tree.norm(grads)}
 
+    def guarded(params, other, opt_state, batch, key, step, diverged):
+        *updated, measured = one_seed(params, other, opt_state, batch, key)
+        loss, grad_norm = measured["loss"].astype(jnp.float32), measured["grad_norm"].astype(jnp.float32)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & all_finite(updated)
+        first = (diverged["step"] < 0) & ~finite
+        diverged = {"step": jnp.where(first, step, diverged["step"]), "loss": jnp.where(first, loss, diverged["loss"]),
+                    "grad_norm": jnp.where(first, grad_norm, diverged["grad_norm"])}
+        out = diverged["step"] >= 0  # this step or an earlier one was not finite: the seed keeps its state
+        state = jax.tree.map(lambda old, new: jnp.where(out, old, new), (params, other, opt_state), tuple(updated))
+        measured = jax.tree.map(lambda x: jnp.where(out, jnp.nan, x), measured)
+        return *state, measured, diverged
+
+    if guard:
+        out_shardings = None if state_sharding is None else (state_sharding,) * 3 + (None, state_sharding)
+        return jax.jit(jax.vmap(guarded, in_axes=(0, 0, 0, 0, 0, None, 0)), donate_argnums=(0, 1, 2, 6),
+                       out_shardings=out_shardings)
     out_shardings = None if state_sharding is None else (state_sharding,) * 3 + (None,)
     return jax.jit(jax.vmap(one_seed), donate_argnums=(0, 1, 2), out_shardings=out_shardings)
+
+
+def no_divergence(seeds: int) -> dict:
+    """The divergence record of `seeds` seeds that have not diverged: per seed the global step of its first
+    non-finite step (-1: none), and that step's loss and gradient norm."""
+    return {"step": jnp.full(seeds, -1, jnp.int32), "loss": jnp.zeros(seeds, jnp.float32),
+            "grad_norm": jnp.zeros(seeds, jnp.float32)}
+
+
+def all_finite(tree) -> jax.Array:
+    """Whether every floating value of `tree` is finite (a scalar boolean)."""
+    checks = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.stack(checks).all() if checks else jnp.array(True)
 
 
 def make_eval_step(split: SplitModel, *, seeds: bool = False):

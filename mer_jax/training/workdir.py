@@ -18,8 +18,9 @@ import jax
 from mer_jax.config import load_run_config
 from mer_jax.errors import ConfigError
 
-# Fields a resumed run may change: they change no parameter and no metric.
-HARMLESS = {"train.log_every_steps", "train.checkpoint_every_epochs", "data.cache_dir"}
+# Fields a resumed run may change: they change no parameter and no metric. train.nonfinite changes only
+# what a diverged seed does, so a run stopped by one resumes with drop_seed exactly as a drop_seed run goes on.
+HARMLESS = {"train.log_every_steps", "train.checkpoint_every_epochs", "data.cache_dir", "train.nonfinite"}
 # What a run writes into its folder (and a restart removes).
 OUTPUTS = ("checkpoints", "tensorboard", "tokenizer", "extractors", "metrics.json", "report.txt",
            "fold_metrics.json", "history.json", "test_predictions.csv", "test_predictions_seed*.csv", "model_sizes.json",
