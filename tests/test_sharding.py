@@ -77,14 +77,15 @@ def test_four_devices_give_the_same_parameters_as_one():
     assert "max diff" in result.stdout
 
 
-def test_the_train_step_compiles_once_per_batch_shape(demo_root, tmp_path):
+def test_the_train_step_compiles_once_per_batch_shape(demo_root, demo_cache, tmp_path):
     """The habit "no recompiles after the first step": the state a step returns is placed like the state
     it took, so its second call reuses the first call's program (it once compiled twice, 10 s on MELD)."""
     config = base_config()
-    config.data.update(root=str(demo_root), cache_dir=str(tmp_path / "cache"))
+    config.data.update(root=str(demo_root), cache_dir=str(demo_cache))
     config.split.protocol = "holdout"
     config.model.d_model, config.model.num_heads, config.text.hidden, config.text.heads = 16, 2, 16, 2
     config.features.max_frames, config.train.batch_size, config.train.seeds = 60, 8, 2
+    config.features.length_buckets = 2  # two batch shapes: two compilations, each checked
     data = load_experiment_data(config)
     fold = prepare_fold_data(config, data, data.splits[0], tmp_path / "run", write=False)
     trainable = build_trainable(config, fold)
