@@ -1,12 +1,76 @@
 """`mer-jax table`: every row of a paper table trained, and the markdown table beside the paper's numbers."""
 
 import csv
+import importlib
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 
+import pytest
+
 from mer_jax.data.iemocap import read_iemocap
+
+# The papers' numbers, typed from papers/dynamic_fusion.md and papers/lpgnet.md (not read from the table
+# configs): table module -> row name (or MISSING label) -> one number per column of the module (None: the
+# paper has none there). The dynamic-fusion tables' columns are Accuracy, F1, UA (never reported), Params.
+PAPER = {
+    "dynamic_fusion_table1": {  # Table 1
+        "text": (63.21, 60.8, None, 44.0),  # DeBERTa V3 [12]
+        "audio": (None, None, None, None),  # not in the paper
+        "wav2vec2": (45.46, 42.3, None, 94.4),  # Wav2Vec2.0 [3]
+        "baseline": (64.4, 61.2, None, 18.3),  # Baseline (Mean Pooling + Static BERT)
+        "full": (83.5, 82.1, None, 27.6),  # Ours
+        "BLSTM+DCNN [9]": (64.78, 62.1, None, 12.4),
+        "COGMEN [19]": (78.9, 76.5, None, 28.7),
+    },
+    "dynamic_fusion_table2": {  # Table 2 has no Params column: its first and last rows are Table 1's rows
+        "baseline": (64.4, 61.2, None, 18.3),
+        "bilstm": (71.2, 68.5, None, None),  # +LSTM Temporal Modeling
+        "deberta": (76.8, 74.1, None, None),  # + DeBERTa Fine-tuning
+        "full": (83.5, 82.1, None, 27.6),  # +Cross-Modal Attention
+    },
+    "lpgnet_table2": {"linear": (81.68, 80.75), "lpgnet": (87.99, 87.96), "frame": (83.87, 83.68)},  # ACC, F1
+    "lpgnet_table3": {
+        "full": (87.99, 87.96), "text": (81.39, 81.19), "audio": (84.53, 84.55), "no_inter": (86.22, 86.26),
+        "no_intra": (87.03, 86.95), "no_ffn": (86.87, 86.75), "no_gates": (86.62, 86.59),
+        "no_context": (None, None),  # not in the paper
+    },
+    "lpgnet_table6": {  # lambda_task / lambda_CE / lambda_KL
+        "task1_ce1_kl1": (87.35, 87.38), "task1_ce0_kl1": (86.36, 86.53), "task1_ce1_kl0": (87.27, 87.26),
+        "task1.5_ce1_kl0": (87.59, 87.58), "task1.5_ce1_kl0.3": (87.99, 87.96),
+    },
+    "lpgnet_table7": {  # Happy, Sad, Neutral, Angry, Excited, Frustrated, Overall
+        "four_class": (92.06, 85.38, 83.99, 86.75, None, None, 87.83),
+        "six_class": (51.3, 79.1, 73.99, 72.19, 77.83, 68.59, 71.78),
+        "SDT* (4-class; SDT on LPGNet's features)": (89.72, 86.35, 82.32, 88.15, None, None, 86.62),
+        "SDT* (6-class)": (38.59, 78.09, 69.52, 73.53, 70.63, 65.13, 67.47),
+    },
+    "lpgnet_demo": {row: (None,) * 4 for row in ("full", "no_context", "text", "audio", "dynamic_fusion")},
+}
+TABLES = sorted(p.stem for p in (pathlib.Path(importlib.import_module("mer_jax.configs.tables").__file__).parent
+                                 ).glob("*.py") if p.stem != "__init__")
+
+
+def test_every_table_module_is_checked():
+    assert sorted(PAPER) == TABLES
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_the_tables_carry_the_papers_numbers(name):
+    table = importlib.import_module(f"mer_jax.configs.tables.{name}")
+    carried = {row: paper for row, _, _, _, paper in table.ROWS}
+    carried.update({label: paper for label, _, paper in getattr(table, "MISSING", ())})
+    assert carried == PAPER[name]
+    assert all(len(paper) == len(table.COLUMNS) for paper in carried.values())
+
+
+def paper_cells(table_md: str, label: str, columns: int) -> list[str]:
+    """The paper's cells of the row `label` in a written table.md (ours and the paper's alternate)."""
+    cells = next([c.strip() for c in line.strip().strip("|").split("|")] for line in table_md.splitlines()
+                 if line.startswith(f"| {label} |"))
+    return cells[2:2 * columns + 1:2]
 
 
 def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_path):
@@ -21,9 +85,9 @@ def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_p
                              *tiny], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "t" / "table.md").read_text()
-    assert "| Linear (each utterance alone) | " in table and "| 81.68 |" in table  # the paper's number beside ours
-    assert "| LPGNet (utterance level) | " in table and "| 87.99 |" in table
-    assert "| LPGNet (Frame) | " in table and "| 83.87 |" in table
+    for row, label in (("linear", "Linear (each utterance alone)"), ("lpgnet", "LPGNet (utterance level)"),
+                       ("frame", "LPGNet (Frame)")):  # the paper's numbers beside ours, in the row's own cells
+        assert paper_cells(table, label, 2) == [f"{x:.2f}" for x in PAPER["lpgnet_table2"][row]], label
     assert "seeds: 2" in table and "held-out session(s) Ses05" in table and "audio mfcc_stats" in table
     assert "torch initialisation" in table  # the paper's configs start as PyTorch's layers do
     rows = [line for line in table.splitlines() if line.startswith(("| Linear", "| LPGNet"))]
@@ -67,7 +131,8 @@ def test_dynamic_fusion_table_lists_parameters_and_the_rows_not_built(demo_root,
     rows = {row[0]: row[1:] for row in cells}
     metrics = {name: json.loads((tmp_path / "t" / name / "metrics.json").read_text()) for name in ("audio", "full")}
     assert rows["Ours (the full model)"][0] == f"{100 * metrics['full']['test']['wa']:.2f}"
-    assert rows["Ours (the full model)"][1] == "83.50" and rows["Ours (the full model)"][7] == "27.6"
+    assert paper_cells(table, "Ours (the full model)", 4) == ["83.50", "82.10", "–", "27.6"]
+    assert paper_cells(table, "DeBERTa-V3 (text only, fine-tuned)", 4) == ["63.21", "60.80", "–", "44.0"]
     parameters = {name: m["folds"][0]["parameters"] for name, m in metrics.items()}
     assert 0 < parameters["audio"] < parameters["full"]
     assert rows["BiLSTM over MFCC (audio only; not in the paper)"][6] == f"{parameters['audio'] / 1e6:.2f}"
