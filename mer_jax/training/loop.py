@@ -276,60 +276,53 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
     seed_keys = [jax.random.key(seed) for seed in run_seeds(config)]
     steps = trainable.steps_per_epoch
     watch = Watch(config, run_seeds(config), steps, workdir, checkpoints, jax.device_get(diverged))
-    for epoch in tqdm(range(start, tc.epochs), desc=f"training {workdir.name}", unit="epoch", initial=start,
-                      total=tc.epochs, disable=not is_writer()):
-        epoch_sums = None  # on the device, read once per epoch: no sync per step
-        for i, local in enumerate(_train_batches(config, fold.examples["train"], epoch)):
-            step = epoch * steps + i
-            keys = jnp.stack([jax.random.fold_in(key, step) for key in seed_keys])
-            params, other, opt_state, measured, diverged = trainable.train_step(
-                params, other, opt_state, sharding.global_batch(local, trainable.mesh, axis=1), keys, step, diverged)
-            running = {"loss": measured["loss"], "accuracy": measured["accuracy"]}
-            epoch_sums = running if epoch_sums is None else jax.tree.map(jnp.add, epoch_sums, running)
-            if step % tc.log_every_steps == 0:
-                logged, record = jax.device_get((measured, diverged))
-                _check(watch, writer, record, epoch)
-                _log(writer, "train", logged, step)
-        # Every process holds the same record (global losses), so all stop here, or drop the same seed, together.
-        _check(watch, writer, jax.device_get(diverged), epoch)
-        alive = watch.alive()  # a dropped seed trained on no more: it measures and competes no more
-        evaluated = evaluated_params(tc, params, opt_state)
-        validation = [m for m, _ in score(trainable, evaluated, other, fold.examples["validation"], config, fold.label_set)]
-        _log(writer, "validation", {name: np.where(alive, [v[name] for v in validation], np.nan)
-                                    for name in ("loss", "wa", "ua", "weighted_f1", "macro_f1")}, (epoch + 1) * steps)
-        train = jax.device_get(epoch_sums) if steps else {"loss": np.full(len(seed_keys), np.nan)} | {
-            "accuracy": np.full(len(seed_keys), np.nan)}
-        kept = lambda values: [float(v) if a else None for v, a in zip(values, alive)]  # noqa: E731 (null: dropped)
-        history.append({"epoch": epoch + 1, "train_loss": kept(train["loss"] / max(steps, 1)),
-                        "train_accuracy": kept(train["accuracy"] / max(steps, 1)),
-                        "validation_loss": kept([v["loss"] for v in validation]),
-                        "validation_accuracy": kept([v["wa"] for v in validation])})
-        if is_writer():
-            (workdir / HISTORY).write_text(json.dumps(history))
-        scores = np.array([v[tc.select_metric] for v in validation])
-        improved = (scores > best) & alive
-        if improved.any():
-            best, best_epoch = np.where(improved, scores, best), np.where(improved, epoch + 1, best_epoch)
-            current = jax.device_get(_model_state({"params": evaluated, "other": other}))
-            best_models = current if best_models is None else jax.tree.map(
-                lambda new, old: np.where(improved.reshape(-1, *[1] * (np.ndim(new) - 1)), new, old),
-                current, best_models)
-            checkpoints.save_best(epoch + 1, best_models)
-        if (epoch + 1) % tc.checkpoint_every_epochs == 0 or epoch + 1 == tc.epochs:
-            checkpoints.save_latest(epoch + 1, loop_state(params, other, opt_state, epoch + 1, best, best_epoch,
-                                                          diverged))
-    writer.close()
+    try:  # the TensorBoard events so far are kept however the run ends (a stop on divergence)
+        for epoch in tqdm(range(start, tc.epochs), desc=f"training {workdir.name}", unit="epoch", initial=start,
+                          total=tc.epochs, disable=not is_writer()):
+            epoch_sums = None  # on the device, read once per epoch: no sync per step
+            for i, local in enumerate(_train_batches(config, fold.examples["train"], epoch)):
+                step = epoch * steps + i
+                keys = jnp.stack([jax.random.fold_in(key, step) for key in seed_keys])
+                params, other, opt_state, measured, diverged = trainable.train_step(
+                    params, other, opt_state, sharding.global_batch(local, trainable.mesh, axis=1), keys, step, diverged)
+                running = {"loss": measured["loss"], "accuracy": measured["accuracy"]}
+                epoch_sums = running if epoch_sums is None else jax.tree.map(jnp.add, epoch_sums, running)
+                if step % tc.log_every_steps == 0:
+                    logged, record = jax.device_get((measured, diverged))
+                    watch.check(record, epoch)
+                    _log(writer, "train", logged, step)
+            # Every process holds the same record (global losses), so all stop here, or drop the same seed, together.
+            watch.check(jax.device_get(diverged), epoch)
+            alive = watch.alive()  # a dropped seed trained on no more: it measures and competes no more
+            evaluated = evaluated_params(tc, params, opt_state)
+            validation = [m for m, _ in score(trainable, evaluated, other, fold.examples["validation"], config, fold.label_set)]
+            _log(writer, "validation", {name: np.where(alive, [v[name] for v in validation], np.nan)
+                                        for name in ("loss", "wa", "ua", "weighted_f1", "macro_f1")}, (epoch + 1) * steps)
+            train = jax.device_get(epoch_sums) if steps else {"loss": np.full(len(seed_keys), np.nan)} | {
+                "accuracy": np.full(len(seed_keys), np.nan)}
+            kept = lambda values: [float(v) if a else None for v, a in zip(values, alive)]  # noqa: E731 (null: dropped)
+            history.append({"epoch": epoch + 1, "train_loss": kept(train["loss"] / max(steps, 1)),
+                            "train_accuracy": kept(train["accuracy"] / max(steps, 1)),
+                            "validation_loss": kept([v["loss"] for v in validation]),
+                            "validation_accuracy": kept([v["wa"] for v in validation])})
+            if is_writer():
+                (workdir / HISTORY).write_text(json.dumps(history))
+            scores = np.array([v[tc.select_metric] for v in validation])
+            improved = (scores > best) & alive
+            if improved.any():
+                best, best_epoch = np.where(improved, scores, best), np.where(improved, epoch + 1, best_epoch)
+                current = jax.device_get(_model_state({"params": evaluated, "other": other}))
+                best_models = current if best_models is None else jax.tree.map(
+                    lambda new, old: np.where(improved.reshape(-1, *[1] * (np.ndim(new) - 1)), new, old),
+                    current, best_models)
+                checkpoints.save_best(epoch + 1, best_models)
+            if (epoch + 1) % tc.checkpoint_every_epochs == 0 or epoch + 1 == tc.epochs:
+                checkpoints.save_latest(epoch + 1, loop_state(params, other, opt_state, epoch + 1, best, best_epoch,
+                                                              diverged))
+    finally:
+        writer.close()
     trainable.state = loop_state(params, other, opt_state, tc.epochs, best, best_epoch, diverged)
     return trainable.state
-
-
-def _check(watch: Watch, writer, record: dict, epochs_done: int) -> None:
-    """`watch.check`, closing the TensorBoard writer (its events so far kept) when the run stops."""
-    try:
-        watch.check(record, epochs_done)
-    except Exception:
-        writer.close()
-        raise
 
 
 HISTORY = "history.json"  # per epoch and seed: train loss and accuracy (mean over the epoch's steps, in train
