@@ -1,6 +1,6 @@
 """Ten LPGNet seeds in one compiled program, against one seed and against PyTorch run seed after seed.
 
-The paper's recipe (papers/lpgnet.md; mer_jax/configs/lpgnet_iemocap.py) trains LPGNet 10 times
+The paper's recipe (papers/lpgnet.md; configs/lpgnet_iemocap.py) trains LPGNet 10 times
 (10 seeds, 150 epochs each) and reports the mean. mer_jax trains the N seeds together: one jitted
 train step vmapped over a leading seed axis (mer_jax/training/steps.py). This benchmark times, in
 one process, on synthetic IEMOCAP-sized data:

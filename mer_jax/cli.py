@@ -12,7 +12,7 @@
     mer-jax attention --workdir=runs/x (--utterance=ID | --audio=a.wav --text="..." | --top_tokens) [--out=DIR]
 
 ``--config`` takes a config file, or the name of a built-in one (``configs/demo.py``: the package's
-``mer_jax/configs/``). Config overrides are checked: an unknown field or a value of the wrong type
+``configs/``, installed as ``mer_jax.configs``). Config overrides are checked: an unknown field or a value of the wrong type
 stops the command with a message naming it.
 """
 
@@ -38,7 +38,7 @@ flags.DEFINE_bool("distributed", False, "Several processes: call jax.distributed
 flags.DEFINE_string("coordinator", None, "--distributed: the coordinator's HOST:PORT (process 0 listens there).")
 flags.DEFINE_integer("num_processes", None, "--distributed: how many processes train together.")
 flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 .. num_processes - 1.")
-flags.DEFINE_string("table", None, "table: a paper table (mer_jax/configs/tables/), e.g. lpgnet_table3.")
+flags.DEFINE_string("table", None, "table: a paper table (configs/tables/), e.g. lpgnet_table3.")
 flags.DEFINE_list("rows", None, "table: train only these rows (names as in the table module); the others are "
                   "listed from earlier runs, or as not run.")
 flags.DEFINE_string("audio", None, "predict, attention: audio file.")
@@ -177,7 +177,7 @@ def table() -> None:
     from mer_jax.evaluation.tables import load_table, markdown  # noqa: PLC0415
 
     if FLAGS.table is None:
-        raise app.UsageError("table needs --table=<name> (mer_jax/configs/tables/)")
+        raise app.UsageError("table needs --table=<name> (configs/tables/)")
     spec, workdir = load_table(FLAGS.table), _workdir()
     configs = {name: resolve(config or spec.CONFIG) for name, _, config, _, _ in spec.ROWS}
     applies = {name: [o for o in TABLE_OVERRIDES if _has_field(runpy.run_path(path)["get_config"](), o)]

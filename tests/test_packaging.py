@@ -15,13 +15,16 @@ def test_installed_package_trains_from_another_folder(demo_root, tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    shutil.copytree(REPO / "mer_jax", source / "mer_jax", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("mer_jax", "configs"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                             "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("mer_jax-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "mer_jax/configs/demo.py" in names and "mer_jax/configs/meld_text_minilm.py" in names
+    sources = {f"mer_jax/{p.relative_to(REPO / 'mer_jax')}" for p in (REPO / "mer_jax").rglob("*.py")}
+    sources |= {f"mer_jax/configs/{p.relative_to(REPO / 'configs')}" for p in (REPO / "configs").rglob("*.py")}
+    assert sources - set(names) == set()  # every module, the configs (from configs/) under mer_jax/configs/
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, timeout=600)

@@ -1,7 +1,7 @@
 """Paper tables from finished runs: ours (mean ± std over seeds, %) beside the paper's numbers, and,
 for runs of several seeds, their ensemble (the mean of the seeds' class probabilities) on a line below.
 
-A table module (mer_jax/configs/tables/) names the rows; each row's run folder holds its
+A table module (configs/tables/) names the rows; each row's run folder holds its
 ``metrics.json`` and ``config.json``. Above the table: the data, protocol, features, seeds and
 epochs that produced our numbers, and the command-line overrides every row got. Rows the project
 cannot build yet (the module's ``MISSING``: label, reason, the paper's numbers) are listed as such.
@@ -25,8 +25,9 @@ def load_table(name: str):
     try:
         return importlib.import_module(f"mer_jax.configs.tables.{stem}")
     except ModuleNotFoundError:
-        known = sorted(p.stem for p in pathlib.Path(__file__).parent.parent.joinpath("configs", "tables").glob("*.py")
-                       if p.stem != "__init__")
+        from mer_jax.configs import tables  # noqa: PLC0415
+
+        known = sorted(p.stem for p in pathlib.Path(tables.__file__).parent.glob("*.py") if p.stem != "__init__")
         raise FileNotFoundError(f"no table {name!r}; known: {known}") from None
 
 

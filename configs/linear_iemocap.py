@@ -1,6 +1,6 @@
 """LPGNet's linear baseline (Table 2): a linear classifier on LPGNet's own utterance features, each
 utterance alone, with LPGNet's data, protocol, features, recipe and PyTorch initialisation
-(mer_jax/configs/lpgnet_iemocap.py)."""
+(configs/lpgnet_iemocap.py)."""
 
 from mer_jax.config import base_config
 from mer_jax.configs import lpgnet_iemocap
