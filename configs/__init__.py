@@ -6,9 +6,23 @@ built-in config of that name is used (so an installed ``mer-jax`` finds them fro
 
 from __future__ import annotations
 
+import ast
 import pathlib
+import re
 
 CONFIGS = pathlib.Path(__file__).resolve().parent
+
+
+def first_sentence(path: pathlib.Path) -> str:
+    """The first sentence of a module's docstring (read without importing it), on one line."""
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    return re.split(r"\.\s+(?=[A-Z])", paragraph)[0].rstrip(".")
+
+
+def built_in() -> dict[str, str]:
+    """The built-in configs: name (``--config=configs/NAME.py``) -> what the experiment is."""
+    return {p.stem: first_sentence(p) for p in sorted(CONFIGS.glob("*.py")) if p.stem != "__init__"}
 
 
 def resolve(path: str) -> str:

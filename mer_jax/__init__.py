@@ -1,10 +1,10 @@
 """mer_jax: multimodal (speech + text) emotion recognition in JAX/Flax.
 
     from mer_jax import EmotionRecognizer
-    EmotionRecognizer.from_run("runs/demo/fused").predict("hello.wav", "I love the new job!")
+    EmotionRecognizer.from_run("runs/demo/audio_text").predict("hello.wav", "I love the new job!")
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the package's version (pyproject.toml reads it from here)
 
 
 def __getattr__(name: str):

@@ -1,26 +1,18 @@
-"""The `mer-jax` command.
+"""The `mer-jax` command: ``mer-jax --help`` lists the commands, ``mer-jax COMMAND --help`` shows one.
 
-    mer-jax demo      [--workdir=runs/demo] [--data=data/demo_iemocap]
-    mer-jax prepare   --config=configs/x.py [--config.field=value ...]
-    mer-jax train     --config=configs/x.py --workdir=runs/x [--config.field=value ...] [--restart]
-                      [--distributed [--coordinator=HOST:PORT --num_processes=N --process_id=I]]
-    mer-jax table     --table=lpgnet_table3 --workdir=runs/x [--config.field=value ...]   a paper table
-    mer-jax evaluate  --workdir=runs/x [--corpus=emodb --root=PATH --label_map=anger=ang,...]
-                      test again from the best checkpoint(s), or on every utterance of another corpus
-    mer-jax predict   --workdir=runs/x (--audio=a.wav --text="..." | --manifest=items.csv --out=predictions.csv)
-    mer-jax export    --workdir=runs/x --out=DIR    a self-contained model folder (EmotionRecognizer.from_pretrained)
-    mer-jax attention --workdir=runs/x (--utterance=ID | --audio=a.wav --text="..." | --top_tokens) [--out=DIR]
-
-``--config`` takes a config file, or the name of a built-in one (``configs/demo.py``: the package's
-``configs/``, installed as ``mer_jax.configs``). Config overrides are checked: an unknown field or a value of the wrong type
-stops the command with a message naming it.
+Flags are absl flags and the experiment is an ml_collections config file (``--config=configs/x.py``,
+a file or the name of a built-in one, with ``--config.section.field=value`` overrides), as in Flax's
+examples and big_vision; each command reads the flags it names in `COMMANDS`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import pathlib
 import sys
+import textwrap
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("USE_TF", "0")
@@ -28,36 +20,77 @@ os.environ.setdefault("USE_TF", "0")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-COMMANDS = ("demo", "prepare", "train", "table", "evaluate", "predict", "export", "attention")
-config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
-flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics.json, report.txt, TensorBoard.")
-flags.DEFINE_string("data", "data/demo_iemocap", "demo: where the synthetic corpus is written.")
-flags.DEFINE_bool("restart", False, "train: delete the workdir's checkpoints and outputs and start over.")
+config_flags.DEFINE_config_file("config", None, "The experiment: a config file, or a built-in config's name "
+                                "(mer-jax configs lists them); then --config.section.field=value overrides.",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "The run folder (checkpoints, metrics.json, report.txt, TensorBoard), or an "
+                    "exported model folder for predict and attention.")
+flags.DEFINE_string("data", "data/demo_iemocap", "Where the synthetic demo corpus is written.")
+flags.DEFINE_bool("restart", False, "Delete the workdir's checkpoints and outputs and start over (default: resume).")
 flags.DEFINE_bool("distributed", False, "Several processes: call jax.distributed.initialize() first (TPU pods, "
                   "SLURM, Kubernetes, or the flags below / JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).")
 flags.DEFINE_string("coordinator", None, "--distributed: the coordinator's HOST:PORT (process 0 listens there).")
 flags.DEFINE_integer("num_processes", None, "--distributed: how many processes train together.")
 flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0 .. num_processes - 1.")
-flags.DEFINE_string("table", None, "table: a paper table (configs/tables/), e.g. lpgnet_table3.")
-flags.DEFINE_list("rows", None, "table: train only these rows (names as in the table module); the others are "
-                  "listed from earlier runs, or as not run.")
-flags.DEFINE_string("audio", None, "predict, attention: audio file.")
-flags.DEFINE_string("text", None, "predict, attention: transcript.")
-flags.DEFINE_string("utterance", None, "attention: an utterance id of the run's corpus.")
-flags.DEFINE_bool("top_tokens", False, "attention: the most attended tokens of each class over the run's test part.")
+flags.DEFINE_string("table", None, "A paper table (configs/tables/), e.g. lpgnet_table3.")
+flags.DEFINE_list("rows", None, "Train only these rows (names as in the table module); the others are listed "
+                  "from earlier runs, or as not run.")
+flags.DEFINE_string("audio", None, "An audio file (any format and sample rate that soundfile / librosa read).")
+flags.DEFINE_string("text", None, "Its transcript.")
+flags.DEFINE_string("utterance", None, "An utterance id of the run's corpus.")
+flags.DEFINE_bool("top_tokens", False, "The most attended tokens of each class over the run's test part.")
 flags.DEFINE_string("out", None, "attention: output folder (default <workdir>/attention/<utterance or top_tokens>); "
                     "predict --manifest: the predictions CSV; export: the model folder.")
-flags.DEFINE_string("manifest", None, "predict: a CSV with columns audio and/or text (and optionally id), one utterance "
-                    "per row.")
-flags.DEFINE_string("corpus", None, "evaluate: score the run on every utterance of this corpus instead (cross-corpus).")
-flags.DEFINE_string("root", None, "evaluate --corpus: the corpus' folder.")
-flags.DEFINE_string("label_map", "", "evaluate --corpus: code=class,... mapping its labels onto the run's classes "
+flags.DEFINE_string("manifest", None, "A CSV with columns audio and/or text (and optionally id), one utterance "
+                    "per row; audio paths relative to the CSV's folder.")
+flags.DEFINE_string("corpus", None, "Score the run on every utterance of this corpus instead (cross-corpus).")
+flags.DEFINE_string("root", None, "--corpus: the corpus' folder.")
+flags.DEFINE_string("label_map", "", "--corpus: code=class,... mapping its labels onto the run's classes "
                     "(data.label_map; unmapped labels are excluded and counted).")
 flags.DEFINE_bool("keep_host_memory", True, "Keep freed host memory in the process (glibc mallopt) so that XLA's CPU "
                   "programs reuse their pages instead of faulting in fresh ones every step (about 10% of a CPU "
                   "training step); the process then holds its peak host memory. See mer_jax/host_memory.py.")
-flags.DEFINE_integer("seed_index", None, "export: which of the run's seeds (default: the best on validation).")
+flags.DEFINE_integer("seed_index", None, "Which of the run's seeds (default: the best on validation).")
 FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One `mer-jax` command: what it does (its function's docstring), its usage line, the flags it reads
+    and an example."""
+    run: object
+    usage: str
+    flags: tuple[str, ...]
+    example: str
+
+    @property
+    def summary(self) -> str:
+        return " ".join(self.run.__doc__.split("\n\n")[0].split()).replace("``", "")
+
+
+def _help(command: str | None) -> str:
+    """``mer-jax --help`` (every command, one line each) or ``mer-jax COMMAND --help``."""
+    from mer_jax import __version__  # noqa: PLC0415
+
+    if command is None:
+        width = max(map(len, COMMANDS))
+        lines = [f"mer-jax {__version__}: multimodal (speech + text) emotion recognition in JAX", "",
+                 "usage: mer-jax COMMAND [--flags]      mer-jax COMMAND --help: its flags and an example", "",
+                 "commands:"]
+        lines += [f"  {name:<{width}}  {spec.summary}" for name, spec in COMMANDS.items()]
+        lines += ["", "An experiment is a config: --config=configs/demo.py (a file, or a built-in config; "
+                  "mer-jax configs lists them)", "and --config.section.field=value overrides (mer-jax config "
+                  "--config=X prints every field).", "Other flags: --version, --helpfull (absl's full list)."]
+        return "\n".join(lines)
+    spec = COMMANDS[command]
+    lines = [f"usage: {spec.usage}", "", *(textwrap.fill(" ".join(paragraph.split()).replace("``", ""), 100) + "\n"
+                                          for paragraph in spec.run.__doc__.split("\n\n")), "flags:"]
+    for name in spec.flags:
+        flag = FLAGS[name]
+        default = "" if flag.default in (None, "", False) or name == "config" else f" (default: {flag.default_as_str})"
+        lines.append(f"  --{name:<14} {flag.help}{default}")
+    lines += ["", "example:", f"  {spec.example}"]
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> None:
@@ -69,28 +102,49 @@ def main(argv: list[str]) -> None:
     if FLAGS.keep_host_memory:  # before JAX runs anything: it acts on threads that have not allocated yet
         keep_freed_host_memory()
     logging.set_verbosity(logging.WARNING)  # keep Orbax's per-save INFO lines out of the user's terminal
-    if len(argv) != 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"usage: mer-jax {{{'|'.join(COMMANDS)}}} [--flags]; got {argv[1:]}")
+    command = argv[1]
+    if len(argv) > 2:
+        sys.exit(f"mer-jax {command}: unexpected argument(s) {argv[2:]} (see mer-jax {command} --help)")
     try:
-        if FLAGS.config is not None:
+        if FLAGS.config is not None and command != "config":
             validate(FLAGS.config)
-        {"demo": demo, "prepare": prepare, "train": train, "table": table, "evaluate": evaluate,
-         "predict": predict, "export": export, "attention": attention}[argv[1]]()
+        COMMANDS[command].run()
+    except app.UsageError as e:
+        sys.exit(f"mer-jax {command}: {e} (see mer-jax {command} --help)")
     # the user's input (or a run it made diverge), not a bug: one line, no traceback
     except (ConfigError, CorpusError, InputError, FileNotFoundError, TrainingDiverged) as e:
-        sys.exit(f"mer-jax {argv[1]}: {e}")
+        sys.exit(f"mer-jax {command}: {e}")
 
 
-TABLE_OVERRIDES: list[str] = []  # table: the --config.field=value overrides, passed on to every row
+# The --config.field=value overrides of the commands that take no --config: table passes them on to every row,
+# evaluate applies them to the run's saved config (where its data lives now)
+COMMAND_OVERRIDES: dict[str, list[str]] = {"table": [], "evaluate": []}
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing, with unknown config fields and badly typed values reported in one line."""
-    from mer_jax.configs import resolve  # noqa: PLC0415
+    """absl flag parsing, after the help, --version and the command's name are answered, with unknown
+    configs, unknown config fields and badly typed values reported in one line."""
+    from mer_jax import __version__  # noqa: PLC0415
+    from mer_jax.configs import built_in, resolve  # noqa: PLC0415
 
-    if len(argv) > 1 and argv[1] == "table":  # no --config here: each row's run checks the overrides
-        TABLE_OVERRIDES.extend(a for a in argv if a.startswith("--config."))
+    command = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else None
+    if "--version" in argv:
+        print(f"mer-jax {__version__}")
+        sys.exit(0)
+    if "--helpfull" not in argv and (command is None or any(a in ("--help", "-h", "--helpshort") for a in argv)):
+        print(_help(command if command in COMMANDS else None))
+        sys.exit(0 if command is None or command in COMMANDS else 2)
+    if command not in COMMANDS:
+        near = difflib.get_close_matches(command, COMMANDS, n=1)
+        sys.exit(f"mer-jax: unknown command {command!r}{f' (did you mean {near[0]}?)' if near else ''}; the commands: "
+                 f"{', '.join(COMMANDS)} (mer-jax --help)")
+    if command in COMMAND_OVERRIDES:  # no --config here: the overrides apply to each row's, or the run's, config
+        COMMAND_OVERRIDES[command].extend(a for a in argv if a.startswith("--config."))
         argv = [a for a in argv if not a.startswith("--config.")]
+    configs = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    for config in configs:
+        if not pathlib.Path(resolve(config)).is_file():
+            sys.exit(f"mer-jax: no config {config!r}: not a file, nor a built-in config ({', '.join(built_in())})")
     argv = [f"--config={resolve(a.split('=', 1)[1])}" if a.startswith("--config=") else a for a in argv]
     try:
         return FLAGS(argv)
@@ -113,8 +167,27 @@ def _workdir() -> pathlib.Path:
     return pathlib.Path(FLAGS.workdir)
 
 
+def configs() -> None:
+    """List the built-in configs (``--config=NAME``) and paper tables (``--table=NAME``), one line each."""
+    from mer_jax.configs import built_in  # noqa: PLC0415
+    from mer_jax.configs.tables import built_in_tables  # noqa: PLC0415
+
+    for title, entries in (("configs (--config=configs/NAME.py)", built_in()),
+                           ("paper tables (mer-jax table --table=NAME)", built_in_tables())):
+        width = max(map(len, entries))
+        print(f"{title}:")
+        print("\n".join(f"  {name:<{width}}  {description}" for name, description in entries.items()))
+
+
+def config() -> None:
+    """Print the resolved config, overrides applied: every field, its value and what it means."""
+    from mer_jax.config import describe  # noqa: PLC0415
+
+    print(describe(_config()))
+
+
 def prepare() -> None:
-    """Read the corpus, print what it holds, and compute and cache its features."""
+    """Read a config's corpus, print what it holds, and compute and cache its features."""
     from mer_jax.data.features import MfccParams, audio_features  # noqa: PLC0415
     from mer_jax.models.registry import get_model_spec  # noqa: PLC0415
     from mer_jax.training.experiment import read_model_corpus  # noqa: PLC0415
@@ -156,6 +229,11 @@ def _cache_compiled_programs(config) -> None:
 
 
 def train() -> None:
+    """Train a config's model and test it once: checkpoints, metrics, report and plots in --workdir.
+
+    The checkpoint is chosen on validation data from the training speakers or sessions; the test part is
+    scored once, with the protocol printed beside every number. A run resumes from its latest checkpoint
+    unless --restart."""
     from mer_jax.training.loop import train_and_evaluate  # noqa: PLC0415
 
     if FLAGS.distributed:
@@ -165,9 +243,9 @@ def train() -> None:
 
 
 def table() -> None:
-    """Train every row of a paper table (resumable runs under --workdir), then write its markdown table.
+    """Train every row of a paper table, then write the table with the paper's numbers beside ours.
 
-    Each ``--config.field=value`` override goes to every row whose config has that field, over the
+    Each row is a resumable run under --workdir/<row>. Each ``--config.field=value`` override goes to every row whose config has that field, over the
     row's own setting of it (e.g. one ``text.encoder`` for every row where the paper's is unavailable),
     and is named above the table."""
     import runpy  # noqa: PLC0415
@@ -180,9 +258,9 @@ def table() -> None:
         raise app.UsageError("table needs --table=<name> (configs/tables/)")
     spec, workdir = load_table(FLAGS.table), _workdir()
     configs = {name: resolve(config or spec.CONFIG) for name, _, config, _, _ in spec.ROWS}
-    applies = {name: [o for o in TABLE_OVERRIDES if _has_field(runpy.run_path(path)["get_config"](), o)]
+    applies = {name: [o for o in COMMAND_OVERRIDES["table"] if _has_field(runpy.run_path(path)["get_config"](), o)]
                for name, path in configs.items()}
-    unused = [o for o in TABLE_OVERRIDES if not any(o in a for a in applies.values())]
+    unused = [o for o in COMMAND_OVERRIDES["table"] if not any(o in a for a in applies.values())]
     if unused:
         raise app.UsageError(f"table: no row's config has the field of {unused}")
     names = [name for name, *_ in spec.ROWS]
@@ -202,7 +280,7 @@ def table() -> None:
                                f"--workdir={workdir / name}", *row, *applies[name]])  # the command line wins
         if done.returncode:
             sys.exit(f"mer-jax table: row {label!r} failed (exit {done.returncode}); rerun to resume")
-    text = markdown(spec, row_dirs, TABLE_OVERRIDES)
+    text = markdown(spec, row_dirs, COMMAND_OVERRIDES["table"])
     (workdir / "table.md").write_text(text + "\n")
     print("\n" + text)
 
@@ -224,18 +302,27 @@ def _has_field(config, override: str) -> bool:
 
 
 def evaluate() -> None:
-    """Score a finished run's best checkpoint(s) on the test part of its protocol again, and write its
-    report files (report.md, confusion matrix and training curves); with --corpus, score it on every
-    utterance of another corpus instead and write them to <workdir>/cross_corpus_<corpus>/."""
+    """Score a trained run again, on its own test part or on another corpus.
+
+    The best checkpoint(s) on the test part of the run's protocol, with its report files (report.md,
+    confusion matrix, training curves); with --corpus, on every utterance of another corpus instead,
+    written to <workdir>/cross_corpus_<corpus>/. It works from any folder; where the run's data has moved,
+    --config.data.root=PATH (or data.cache_dir, data.tfds_data_dir) says where it is now."""
     import json  # noqa: PLC0415
 
-    from mer_jax.config import load_run_config  # noqa: PLC0415
+    from mer_jax.config import apply_overrides, load_run_config  # noqa: PLC0415
     from mer_jax.evaluation.plots import write_report_files  # noqa: PLC0415
     from mer_jax.evaluation.report import format_report  # noqa: PLC0415
-    from mer_jax.inference import evaluate_run  # noqa: PLC0415
+    from mer_jax.inference import RELOCATABLE, evaluate_run  # noqa: PLC0415
 
     workdir, out = _workdir(), _workdir()
-    config = load_run_config(workdir / "config.json")
+    if not (workdir / "config.json").exists():
+        raise FileNotFoundError(f"{workdir}: not a trained run (no config.json)")
+    config, overrides = load_run_config(workdir / "config.json"), COMMAND_OVERRIDES["evaluate"]
+    apply_overrides(config, overrides, RELOCATABLE)
+    if not config.data.tfds and FLAGS.corpus is None and not pathlib.Path(config.data.root).exists():
+        raise FileNotFoundError(f"{config.data.root}: the run's data is not there; if it moved, say where it is now "
+                                "with --config.data.root=PATH")
     corpus = None
     if FLAGS.corpus is not None:
         if FLAGS.root is None:
@@ -244,7 +331,7 @@ def evaluate() -> None:
         config.data.update(corpus)
         out = workdir / f"cross_corpus_{FLAGS.corpus}"
         out.mkdir(exist_ok=True)
-    results = evaluate_run(workdir, corpus)
+    results = evaluate_run(workdir, corpus, overrides)
     report = format_report(results, config)
     print(report)
     if corpus:
@@ -254,8 +341,10 @@ def evaluate() -> None:
 
 
 def predict() -> None:
-    """One utterance (--audio, --text), or every row of a --manifest CSV into an --out CSV; --workdir is
-    a run or an exported model folder."""
+    """Predict the emotion of one utterance, or of every row of a CSV.
+
+    One utterance (--audio, --text), or every row of a --manifest CSV into an --out CSV; --workdir is a
+    run or an exported model folder."""
     import csv  # noqa: PLC0415
 
     from mer_jax.errors import InputError  # noqa: PLC0415
@@ -296,7 +385,9 @@ def predict() -> None:
 
 
 def export() -> None:
-    """A self-contained model folder (config, tokenizer, safetensors weights, model card)."""
+    """Export a run's model as a self-contained folder (EmotionRecognizer.from_pretrained loads it).
+
+    The folder holds the config, the tokenizer, safetensors weights and a model card."""
     from mer_jax.inference import export_run  # noqa: PLC0415
 
     if FLAGS.out is None:
@@ -306,8 +397,10 @@ def export() -> None:
 
 
 def attention() -> None:
-    """The cross-modal attention of one utterance (PNG heatmaps, per-token CSV), or each class's most
-    attended tokens over the run's test part (the dynamic-fusion paper's Section 5.2)."""
+    """Show where the audio frames attend in the text (the dynamic-fusion model).
+
+    One utterance's cross-modal attention (PNG heatmaps, per-token CSV), or each class's most attended
+    tokens over the run's test part (the dynamic-fusion paper's Section 5.2)."""
     from mer_jax.data.audio import SAMPLE_RATE  # noqa: PLC0415
     from mer_jax.evaluation import attention as maps  # noqa: PLC0415
     from mer_jax.inference import EmotionRecognizer  # noqa: PLC0415
@@ -355,7 +448,7 @@ def attention() -> None:
 
 
 def demo() -> None:
-    """Write the synthetic corpus, then train and test the fused model and its unimodal variants."""
+    """Write the synthetic demo corpus, then train and test the fused model and its one-modality variants."""
     from mer_jax.configs import demo as demo_config  # noqa: PLC0415
     from mer_jax.data.demo import write_demo_corpus  # noqa: PLC0415
     from mer_jax.training.loop import train_and_evaluate  # noqa: PLC0415
@@ -377,6 +470,45 @@ def demo() -> None:
     summary = "\n".join(["Synthetic demo corpus (not IEMOCAP), 6 classes; protocol: " + rows[0][2], *table])
     (workdir / "summary.md").write_text(summary + "\n")
     print("\n" + summary)
+    fused = workdir / "audio_text"
+    wav = next(data.glob("Session5/sentences/wav/*/*.wav"))
+    print(f"\nreports: {fused}/report.md (confusion matrix, training curves), {workdir}/<variant>/report.txt; "
+          f"TensorBoard: tensorboard --logdir {workdir}")
+    print(f"try the fused model on one utterance:\n  mer-jax predict --workdir={fused} --audio={wav} "
+          '--text="I love the new job."')
+
+
+COMMANDS = {
+    "demo": Command(demo, "mer-jax demo [--workdir=runs/demo] [--data=data/demo_iemocap]", ("workdir", "data"),
+                    "mer-jax demo --workdir=runs/demo"),
+    "train": Command(train, "mer-jax train --config=configs/x.py --workdir=runs/x [--config.section.field=value ...] "
+                     "[--restart] [--distributed ...]",
+                     ("config", "workdir", "restart", "distributed", "coordinator", "num_processes", "process_id",
+                      "keep_host_memory"),
+                     "mer-jax train --config=configs/demo.py --workdir=runs/fused --config.train.epochs=5"),
+    "table": Command(table, "mer-jax table --table=NAME --workdir=runs/x [--rows=a,b] [--config.section.field=value ...]",
+                     ("table", "workdir", "rows"),
+                     "mer-jax table --table=lpgnet_demo --workdir=runs/lpgnet_demo_table"),
+    "evaluate": Command(evaluate, "mer-jax evaluate --workdir=RUN [--config.data.root=PATH ...] "
+                        "[--corpus=NAME --root=PATH --label_map=code=class,...]",
+                        ("workdir", "corpus", "root", "label_map"),
+                        "mer-jax evaluate --workdir=runs/demo/audio_text --corpus=emodb --root=data/emodb "
+                        "--label_map=anger=ang,happiness=hap,neutral=neu,sadness=sad"),
+    "predict": Command(predict, "mer-jax predict --workdir=RUN_OR_MODEL (--audio=a.wav --text=\"...\" | "
+                       "--manifest=items.csv --out=predictions.csv)", ("workdir", "audio", "text", "manifest", "out"),
+                       'mer-jax predict --workdir=runs/demo/audio_text --audio=hello.wav --text="I love the new job."'),
+    "export": Command(export, "mer-jax export --workdir=RUN --out=DIR [--seed_index=K]", ("workdir", "out", "seed_index"),
+                      "mer-jax export --workdir=runs/demo/audio_text --out=models/demo"),
+    "attention": Command(attention, "mer-jax attention --workdir=RUN (--utterance=ID | --audio=a.wav --text=\"...\" | "
+                         "--top_tokens) [--out=DIR]", ("workdir", "utterance", "audio", "text", "top_tokens", "out"),
+                         "mer-jax attention --workdir=runs/demo/audio_text --top_tokens"),
+    "configs": Command(configs, "mer-jax configs", (), "mer-jax configs"),
+    "config": Command(config, "mer-jax config --config=NAME_OR_FILE [--config.section.field=value ...]", ("config",),
+                      "mer-jax config --config=configs/demo.py --config.train.epochs=5"),
+    "prepare": Command(prepare, "mer-jax prepare --config=configs/x.py [--config.section.field=value ...]",
+                       ("config",), "mer-jax prepare --config=configs/dynamic_fusion_iemocap.py "
+                       "--config.data.root=/data/IEMOCAP_full_release"),
+}
 
 
 def run() -> None:

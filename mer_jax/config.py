@@ -11,7 +11,11 @@ never crowd another's.
 
 from __future__ import annotations
 
+import ast
+import io
 import pathlib
+import textwrap
+import tokenize
 
 import ml_collections
 
@@ -29,7 +33,7 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
 
     spec = get_model_spec(model)
     c = ml_collections.ConfigDict()
-    c.seed = 0
+    c.seed = 0  # the model's seed (initialisation, dropout); train.seeds > 1 trains seed, seed + 1, ... together
     c.data = dict(
         corpus="iemocap",  # reader name
         root="data/IEMOCAP_full_release",
@@ -45,7 +49,10 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         tfds_data_dir="",  # where the records live; "" is TFDS' default (~/tensorflow_datasets)
     )
     c.features = dict(
-        n_mfcc=40, hop_length=160, max_frames=300, max_tokens=128,  # hop 160 = 10 ms at 16 kHz
+        n_mfcc=40,  # MFCC coefficients per frame
+        hop_length=160,  # samples between frames: 160 = 10 ms at 16 kHz
+        max_frames=300,  # frames per utterance at most (longer audio is cut at the end)
+        max_tokens=128,  # tokens per transcript at most, special tokens included
         # True: standardise MFCCs per speaker with the speaker's own (unlabelled) frames, test
         # speakers included; the report then says so. False: training-set statistics only.
         speaker_normalization=False,
@@ -56,12 +63,15 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # the audio frames: mfcc (n_mfcc coefficients) or logmel (the n_mels-band log-mel spectrogram in dB
         # that the MFCCs are computed from, as SpecAugment's paper masks it); deltas apply to either
         frames="mfcc",
-        n_mels=64,
+        n_mels=64,  # mel bands the MFCCs (or log-mel frames) are computed from
     )
     # SpecAugment-style masking of the standardised MFCC frames in training (layers/spec_augment.py):
     # bands of coefficients and spans of frames set to zero, drawn anew every step; 0 masks: off
     c.augment = dict(
-        freq_masks=0, freq_width=8, time_masks=0, time_width=40,
+        freq_masks=0,  # bands of coefficients masked per utterance
+        freq_width=8,  # the widest band, in coefficients
+        time_masks=0,  # spans of frames masked per utterance
+        time_width=40,  # the longest span, in frames
         # speed perturbation (Kaldi's 0.9, 1.1): the training part also holds every utterance played at each
         # of these speeds (tempo and pitch together; MFCCs computed once per speed and cached); () off
         speeds=(),
@@ -72,15 +82,21 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
     c.split = dict(
         protocol="random",  # random | holdout | loso | official
         seed=0,  # the split's own seed: runs with other model seeds (config.seed, train.seeds) share the split
-        test_fraction=0.2,
-        validation_fraction=0.1,
-        test_sessions=("Ses05",),
+        test_fraction=0.2,  # random: the share of utterances tested
+        validation_fraction=0.1,  # random, holdout: the share of the training part that selects the checkpoint
+        test_sessions=("Ses05",),  # holdout: the sessions (speakers) held out for the test
     )
-    # the model's own section (mer_jax/models/<name>.py DEFAULTS), the dtype the whole model computes
-    # in: float32, or bfloat16 (mixed precision on accelerators: parameters and optimiser stay float32), and
-    # how its new layers start: flax (Flax's initialisers) or torch (PyTorch's defaults, as the papers' code:
-    # layers/torch_init.py; pretrained encoder weights stay as loaded)
-    c.model = {"name": model, "dtype": "float32", "init": "flax", **spec.defaults}
+    # the model's own section: its other fields are the model module's DEFAULTS (mer_jax/models/<name>.py)
+    c.model = {
+        "name": model,  # dynamic_fusion | lpgnet | lpgnet_frame | linear (models/registry.py)
+        # the dtype the whole model computes in: float32, or bfloat16 (mixed precision on accelerators:
+        # parameters and optimiser stay float32)
+        "dtype": "float32",
+        # how its new layers start: flax (Flax's initialisers) or torch (PyTorch's defaults, as the papers'
+        # code: layers/torch_init.py); pretrained encoder weights stay as loaded
+        "init": "flax",
+        **spec.defaults,
+    }
     c.objective = objective_defaults(spec.objective)  # the loss and its parameters (training/objectives.py)
     for name, section in spec.sections.items():  # sections only this model reads (models/registry.py)
         c[name] = dict(section)
@@ -96,9 +112,9 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # features.max_tokens in all, the context cut first); pooling and cross-modal attention read only
         # the utterance's own tokens. Needs a corpus that knows dialogues (IEMOCAP, demo, MELD, manifests)
         context_turns=0,
-        layers=2,  # the small transformer's size
-        heads=4,
-        hidden=256,
+        layers=2,  # the small transformer's layers
+        heads=4,  # its attention heads
+        hidden=256,  # its width
     )
     c.audio = dict(
         # mfcc: MFCC frames into model.audio_encoder (the paper's BiLSTM); or a Hugging Face wav2vec2 / HuBERT /
@@ -110,17 +126,17 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
     )
     c.train = dict(
         epochs=20,
-        batch_size=64,
-        lr=1e-4,
-        encoder_lr=2e-5,
-        freeze_encoder=False,
+        batch_size=64,  # the global batch, split over all devices (and hosts)
+        lr=1e-4,  # the learning rate of every parameter outside the pretrained encoders
+        encoder_lr=2e-5,  # the text encoder's learning rate (layer-wise, as the dynamic-fusion paper's)
+        freeze_encoder=False,  # True: the text encoder stays as it is (no gradient, no dropout)
         audio_encoder_lr=5e-5,  # the speech encoder's learning rate (audio.encoder a checkpoint)
         freeze_audio_encoder=False,  # True: the speech encoder stays at its pretrained weights (no dropout)
         optimizer="adamw",  # adamw (decoupled weight decay) | adam (L2 penalty added to the gradient, as torch's Adam)
         weight_decay=0.01,  # adamw: matrices only (not biases and norm scales); adam: every parameter, as torch's Adam
         # warmup_cosine (ours: the dynamic-fusion paper names no schedule) | constant (LPGNet's configs)
         schedule="warmup_cosine",
-        warmup_fraction=0.05,
+        warmup_fraction=0.05,  # warmup_cosine: the share of the steps that warm up linearly
         seeds=1,  # how many seeds (config.seed, seed + 1, ...) train together in one vmapped program
         # none | balanced | sqrt: weigh each training utterance's loss by its class, n / (C n_c) (or its
         # square root), so that rare classes count (validation and test are never weighted)
@@ -135,8 +151,8 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
         # finite checkpoint and history), or drop_seed (several seeds: that seed stops training and is left out
         # of the seeds' mean and ensemble, the others go on; if every seed diverges, stop)
         nonfinite="stop",
-        checkpoint_every_epochs=1,
-        log_every_steps=10,
+        checkpoint_every_epochs=1,  # how often the latest state is saved (a run resumes from it)
+        log_every_steps=10,  # TensorBoard's training scalars, every this many steps
     )
     return ml_collections.ConfigDict(c)
 
@@ -152,6 +168,23 @@ def load_run_config(path) -> ml_collections.ConfigDict:
             config[key].update(value)
         else:
             config[key] = value
+    return config
+
+
+# Fields that name local paths: a run saves them absolute, so that its folder works from any working directory.
+# The first always name folders; the others may be a Hugging Face hub id instead, kept as it is.
+FOLDER_FIELDS = ("data.root", "data.cache_dir", "data.tfds_data_dir")
+PATH_OR_HUB_FIELDS = ("text.encoder", "text.tokenizer", "audio.encoder", "utterance_features.audio_dir")
+
+
+def with_absolute_paths(config) -> ml_collections.ConfigDict:
+    """A copy of `config` whose relative local paths are absolute (resolved against the working directory)."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    for field in (*FOLDER_FIELDS, *PATH_OR_HUB_FIELDS):
+        section, name = field.split(".")
+        value = config[section][name] if section in config else ""
+        if value and (field in FOLDER_FIELDS or pathlib.Path(value).exists()):
+            config[section][name] = str(pathlib.Path(value).expanduser().absolute())
     return config
 
 
@@ -227,3 +260,85 @@ def _same_fields(section: str, values, defaults: dict) -> None:
     if set(values) != set(defaults):
         raise ValueError(f"{section}: {values['name']!r} has the fields {sorted(defaults)}, not {sorted(values)}; "
                          f"start from base_config({values['name']!r}) or that model's config file")
+
+
+def apply_overrides(config, overrides: list[str], allowed: tuple[str, ...]) -> None:
+    """Set ``--config.section.field=value`` overrides on a loaded config, each value parsed as the field's
+    type; a field outside `allowed` (e.g. one that changes the trained model) is refused."""
+    for override in overrides:
+        field, _, text = override.removeprefix("--config.").partition("=")
+        if field not in allowed:
+            raise ConfigError(f"{override}: only {', '.join(allowed)} can change here (where the data lives now); "
+                              "the other fields made the trained model")
+        section, name = field.split(".")
+        current = config[section][name]
+        try:
+            value = (text.lower() in ("1", "true") if isinstance(current, bool) else
+                     ast.literal_eval(text) if isinstance(current, tuple | list) else type(current)(text))
+        except (ValueError, SyntaxError) as e:
+            raise ConfigError(f"{override}: {e}") from None
+        config[section][name] = value
+
+
+# Where the fields' defaults are written, and the config section each assignment there fills.
+_DEFAULTS_SOURCES = ("config.py", "models/*.py", "training/objectives.py")
+_SECTION_OF_NAME = {"defaults": "model", "objectives": "objective"}
+
+
+def field_comments() -> dict[tuple[str, str], str]:
+    """(section, field) -> what the field means: the comment beside, or else just above, the line that sets
+    its default (base_config, the models' DEFAULTS and own sections, the objectives' parameters)."""
+    package = pathlib.Path(__file__).resolve().parent
+    found = {}
+    for pattern in _DEFAULTS_SOURCES:
+        for path in sorted(package.glob(pattern)):
+            source = path.read_text()
+            comments = {token.start[0]: (token.string.lstrip("# ").strip(), token.line.strip().startswith("#"))
+                        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                        if token.type == tokenize.COMMENT}
+            for node in ast.walk(ast.parse(source)):
+                if not (isinstance(node, ast.Assign) and len(node.targets) == 1):  # c.x = ..., NAME = ...
+                    continue
+                target = node.targets[0]
+                name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+                section = _SECTION_OF_NAME.get(name.lower(), name.lower())
+                keys = list(_keys(node.value))
+                lines = [line for _, line in keys]
+                for key, line in keys:
+                    comment = _comment_at(comments, line) if lines.count(line) == 1 else ""  # one field per line
+                    if comment and (section, key) not in found:
+                        found[section, key] = comment
+    return found
+
+
+def _keys(node):
+    """(key, line) of every ``dict(key=...)`` keyword and ``{"key": ...}`` entry under `node`."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call) and getattr(inner.func, "id", None) == "dict":
+            yield from ((k.arg, k.value.lineno) for k in inner.keywords if k.arg)
+        elif isinstance(inner, ast.Dict):
+            yield from ((k.value, k.lineno) for k in inner.keys if isinstance(k, ast.Constant))
+
+
+def _comment_at(comments: dict, line: int) -> str:
+    """The comment at the end of `line`, or else the block of comment lines right above it."""
+    if line in comments and not comments[line][1]:
+        return comments[line][0]
+    block = []
+    while line - 1 in comments and comments[line - 1][1]:
+        line -= 1
+        block.insert(0, comments[line][0])
+    return " ".join(block)
+
+
+def describe(config) -> str:
+    """Every field of `config` with its value, under what it means, in the form of ``--config.`` overrides."""
+    comments = field_comments()
+    lines = []
+    for section, values in config.items():
+        fields = values.items() if isinstance(values, ml_collections.ConfigDict) else [(None, values)]
+        for name, value in fields:
+            comment = comments.get((section, name), "")
+            lines += textwrap.wrap(comment, 100, initial_indent="# ", subsequent_indent="# ")
+            lines.append(f"{section if name is None else f'{section}.{name}'} = {value!r}")
+    return "\n".join(lines)

@@ -1,8 +1,8 @@
 """Load a trained run (or an exported model) and predict emotions; export a run as a self-contained folder.
 
-    recognizer = EmotionRecognizer.from_run("runs/demo/fused")
+    recognizer = EmotionRecognizer.from_run("runs/demo/audio_text")
     recognizer.predict("hello.wav", "I love the new job!")   # -> {"label": ..., "probabilities": {...}}
-    export_run("runs/demo/fused", "exported/demo")           # then EmotionRecognizer.from_pretrained("exported/demo")
+    export_run("runs/demo/audio_text", "exported/demo")      # then EmotionRecognizer.from_pretrained("exported/demo")
 
 TensorFlow is not needed: batches are built with numpy.
 """
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax.config import load_run_config
+from mer_jax.config import FOLDER_FIELDS, apply_overrides, load_run_config
 from mer_jax.data.audio import SAMPLE_RATE, load_audio
 from mer_jax.data.examples import Examples, numpy_batches, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
@@ -37,6 +37,8 @@ from mer_jax.training.workdir import fold_dir
 os.environ.setdefault("USE_TF", "0")
 
 WEIGHTS = "model.safetensors"  # an exported model's parameters ("params/...") and statistics ("state/...")
+# What `evaluate_run`'s overrides may change: where the data lives, nothing that made the model.
+RELOCATABLE = FOLDER_FIELDS
 TEXT_ENCODER = "text_encoder"  # an exported model's pretrained-encoder config (config.json), if it has one
 SPEECH_ENCODER = "speech_encoder"  # an exported model's speech-encoder configs, if it has one
 
@@ -100,7 +102,7 @@ def _filled(tree, arrays: dict[str, np.ndarray], source):
 class EmotionRecognizer:
     """A trained model with its tokenizer and label set, ready to score utterances.
 
-        recognizer = EmotionRecognizer.from_run("runs/demo/fused")      # or .from_pretrained(exported folder)
+        recognizer = EmotionRecognizer.from_run("runs/demo/audio_text")  # or .from_pretrained(exported folder)
         recognizer.predict("hello.wav", "I love the new job!")          # {"label": ..., "probabilities": {...}}
         recognizer.predict(waveform, "...", sample_rate=44100)          # an array: any rate, mono or (n, channels)
     """
@@ -255,11 +257,12 @@ class EmotionRecognizer:
             yield batch, np.asarray(self._forward(self._params, self._other, jax.device_put(batch), name=name))
 
 
-def evaluate_run(run_dir, corpus: dict | None = None) -> dict:
+def evaluate_run(run_dir, corpus: dict | None = None, overrides=()) -> dict:
     """Evaluate a finished run's best checkpoint(s) on the test part of its protocol, again; or, with
     `corpus` (``data`` fields: corpus, root, label_map, ...), on every utterance of another corpus,
     its labels mapped onto the run's classes (cross-corpus evaluation; unmapped labels are excluded
-    and counted, each fold's model scores the whole corpus).
+    and counted, each fold's model scores the whole corpus). `overrides` (``--config.data.root=...``) say
+    where the run's data lives now (`RELOCATABLE` fields only).
 
     Reads the corpus and rebuilds the splits and examples exactly as the run's saved config did;
     every fold's checkpoint (every seed's) is scored on its own test part. Returns metrics shaped
@@ -267,6 +270,7 @@ def evaluate_run(run_dir, corpus: dict | None = None) -> dict:
     """
     run_dir = pathlib.Path(run_dir)
     config = load_run_config(run_dir / "config.json")
+    apply_overrides(config, overrides, RELOCATABLE)
     n_folds = sum(1 for path in run_dir.glob("fold*") if path.is_dir() and path.name[4:].isdigit()) or 1
     if corpus:
         trained_on = f"{config.data.corpus} ({config.data.label_set}, protocol {config.split.protocol})"

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -81,18 +82,24 @@ def test_skip_option_completes_and_reports_two_skipped(trained_run):
     assert all(line.startswith("Ses05") for line in predictions[1:])
 
 
-def test_predict_and_evaluate_use_the_trained_run(trained_run, demo_root):
+def test_predict_and_evaluate_use_the_trained_run_from_any_folder(trained_run, broken_corpus, demo_root, tmp_path):
     workdir, _ = trained_run
     wav = next(pathlib.Path(demo_root).glob("Session5/sentences/wav/*/*.wav"))
-    result = mer_jax("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I love the new job.")
+    result = mer_jax("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I love the new job.", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     label, probabilities = result.stdout.strip().split("  ", 1)
     assert label in {"ang", "fru", "neu", "sad", "exc", "hap"} and probabilities.count(",") == 5
-    result = mer_jax("evaluate", f"--workdir={workdir}")
+    saved = json.loads((workdir / "config.json").read_text())["data"]
+    assert saved["root"] == str(broken_corpus[0]) and pathlib.Path(saved["cache_dir"]).is_absolute()
+    moved = tmp_path / "moved"  # the corpus somewhere else now: said with an override of where the data is
+    shutil.copytree(broken_corpus[0], moved)
+    result = mer_jax("evaluate", f"--workdir={workdir}", f"--config.data.root={moved}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     test = json.loads((workdir / "metrics.json").read_text())["test"]
     assert f"WA {test['wa']:.4f}  UA {test['ua']:.4f}" in result.stdout  # the best checkpoint, scored again
     assert f"wrote {workdir / 'confusion_matrix.png'}" in result.stdout
+    refused = mer_jax("evaluate", f"--workdir={workdir}", "--config.model.d_model=8", cwd=tmp_path)
+    assert refused.returncode != 0 and "only data.root, data.cache_dir, data.tfds_data_dir" in refused.stderr
 
 
 @pytest.mark.parametrize("audio, text, message", [
@@ -208,3 +215,48 @@ def test_cross_corpus_evaluation_maps_labels_and_counts_the_rest(trained_run, tm
     bad = mer_jax("evaluate", f"--workdir={workdir}", "--corpus=emodb", f"--root={tmp_path / 'emodb'}",
                   "--label_map=anger=furious")
     assert bad.returncode != 0 and "data.label_map entry 'anger=furious'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_help_lists_every_command_and_each_command_shows_its_own_flags():
+    from mer_jax import __version__
+    from mer_jax.cli import COMMANDS
+
+    top = mer_jax("--help")
+    assert top.returncode == 0
+    listed = [line.split()[0] for line in top.stdout.split("commands:\n")[1].split("\n\n")[0].splitlines()]
+    assert listed == list(COMMANDS)  # every command, one line each
+    assert mer_jax().stdout == top.stdout  # no command: the same list
+    assert mer_jax("--version").stdout.strip() == f"mer-jax {__version__}"
+    predict = mer_jax("predict", "--help")
+    assert predict.returncode == 0 and predict.stdout.startswith("usage: mer-jax predict")
+    flags = {line.split()[0] for line in predict.stdout.split("flags:\n")[1].split("\n\n")[0].splitlines()}
+    assert flags == {"--workdir", "--audio", "--text", "--manifest", "--out"}  # its own, not every command's
+    assert "example:\n  mer-jax predict --workdir=" in predict.stdout
+    typo = mer_jax("trian")
+    assert typo.returncode != 0 and "did you mean train?" in typo.stderr and "Traceback" not in typo.stderr
+
+
+def test_configs_lists_the_built_in_configs_and_tables_and_config_prints_every_field(tmp_path):
+    import runpy
+
+    listing = mer_jax("configs", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    names = {line.split()[0] for line in listing.stdout.splitlines() if line.startswith("  ")}
+    shipped = {p.stem for folder in (REPO / "configs", REPO / "configs" / "tables") for p in folder.glob("*.py")} - {"__init__"}
+    assert names == shipped
+    assert re.search(r"^  lpgnet_table3 +LPGNet, Table 3: modalities and LPIA ablations", listing.stdout, re.M)
+
+    printed = mer_jax("config", "--config=configs/lpgnet_demo.py", "--config.train.epochs=7", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    values = dict(line.split(" = ", 1) for line in printed.stdout.splitlines() if not line.startswith("#"))
+    expected = runpy.run_path(str(REPO / "configs" / "lpgnet_demo.py"))["get_config"]()
+    expected.train.epochs = 7
+    flat = {f"{s}.{k}" if isinstance(v, dict) else s: repr(tuple(x) if isinstance(x, list) else x)
+            for s, v in expected.to_dict().items() for k, x in (v.items() if isinstance(v, dict) else [(None, v)])}
+    assert values == flat  # every field, with its value and the override applied
+    lines = printed.stdout.splitlines()
+    assert lines[lines.index("train.optimizer = 'adam'") - 1].startswith("# adamw (decoupled weight decay) | adam")
+
+    missing = mer_jax("train", "--config=configs/nope.py", "--workdir=run", cwd=tmp_path)
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+    assert "no config 'configs/nope.py'" in missing.stderr and "lpgnet_demo" in missing.stderr

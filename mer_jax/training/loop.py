@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from tensorboardX import SummaryWriter
-from tqdm import tqdm
 
 from mer_jax.config import validate
 from mer_jax.data.examples import Examples, length_buckets
@@ -38,7 +37,9 @@ from mer_jax.training.checkpoints import RunCheckpoints
 from mer_jax.training.divergence import Watch, divergences
 from mer_jax.training.experiment import ExperimentData, examples_of, load_experiment_data
 from mer_jax.training.objectives import make_objective
-from mer_jax.training.optimizer import evaluated_params, frozen_groups, make_optimizer, parameter_groups
+from mer_jax.training.optimizer import (evaluated_params, frozen_groups, learning_rates, make_optimizer,
+                                        parameter_groups)
+from mer_jax.training.progress import EpochProgress
 from mer_jax.training.steps import SplitModel, make_eval_step, make_train_step, no_divergence, seed_slice, stack
 from mer_jax.training.utterance_features import Trainer, utterance_vectors
 from mer_jax.training.workdir import fold_dir, is_writer, prepare_workdir
@@ -165,6 +166,7 @@ class Trainable:
     eval_step: object
     mesh: object
     steps_per_epoch: int
+    learning_rates: dict  # parameter group -> its schedule over optimiser updates (logged to TensorBoard)
     state: dict  # params, other, opt_state, epoch, best (N,), best_epoch (N,), diverged (training/divergence.py)
 
 
@@ -181,6 +183,7 @@ def build_trainable(config, fold: FoldData) -> Trainable:
     steps_per_epoch = len(fold.examples["train"]) // config.train.batch_size
     updates = steps_per_epoch * config.train.epochs // config.train.accumulate_steps
     optimizer = make_optimizer(config.train, updates, groups)
+    rates = learning_rates(config.train, updates, groups)
     mesh = sharding.data_mesh()
     params, other = sharding.replicate((stack([s.params for s in splits]), stack([s.other for s in splits])), mesh)
     del splits
@@ -191,7 +194,7 @@ def build_trainable(config, fold: FoldData) -> Trainable:
     opt_state = sharding.replicate(jax.jit(jax.vmap(optimizer.init))(params), mesh)
     state = loop_state(params, other, opt_state, epoch=0, best=np.full(n, -1.0), best_epoch=np.zeros(n),
                        diverged=sharding.replicate(no_divergence(n), mesh))
-    return Trainable(split, train_step, make_eval_step(split, seeds=True), mesh, steps_per_epoch, state)
+    return Trainable(split, train_step, make_eval_step(split, seeds=True), mesh, steps_per_epoch, rates, state)
 
 
 def loop_state(params, other, opt_state, epoch: int, best, best_epoch, diverged) -> dict:
@@ -276,21 +279,28 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
     seed_keys = [jax.random.key(seed) for seed in run_seeds(config)]
     steps = trainable.steps_per_epoch
     watch = Watch(config, run_seeds(config), steps, workdir, checkpoints, jax.device_get(diverged))
+    progress = EpochProgress(workdir.name, start, tc.epochs, tc.select_metric, is_writer())
     try:  # the TensorBoard events so far are kept however the run ends (a stop on divergence)
-        for epoch in tqdm(range(start, tc.epochs), desc=f"training {workdir.name}", unit="epoch", initial=start,
-                          total=tc.epochs, disable=not is_writer()):
+        for epoch in range(start, tc.epochs):
             epoch_sums = None  # on the device, read once per epoch: no sync per step
             for i, local in enumerate(_train_batches(config, fold.examples["train"], epoch)):
                 step = epoch * steps + i
                 keys = jnp.stack([jax.random.fold_in(key, step) for key in seed_keys])
+                if epoch == start and i == 0:
+                    progress.before_first_step()
                 params, other, opt_state, measured, diverged = trainable.train_step(
                     params, other, opt_state, sharding.global_batch(local, trainable.mesh, axis=1), keys, step, diverged)
+                if epoch == start and i == 0:
+                    progress.after_first_step(measured)
                 running = {"loss": measured["loss"], "accuracy": measured["accuracy"]}
                 epoch_sums = running if epoch_sums is None else jax.tree.map(jnp.add, epoch_sums, running)
                 if step % tc.log_every_steps == 0:
                     logged, record = jax.device_get((measured, diverged))
                     watch.check(record, epoch)
                     _log(writer, "train", logged, step)
+                    update = step // tc.accumulate_steps
+                    _log(writer, "learning_rate", {group: [rate(update)] for group, rate in trainable.learning_rates.items()},
+                         step)
             # Every process holds the same record (global losses), so all stop here, or drop the same seed, together.
             watch.check(jax.device_get(diverged), epoch)
             alive = watch.alive()  # a dropped seed trained on no more: it measures and competes no more
@@ -308,6 +318,7 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
             if is_writer():
                 (workdir / HISTORY).write_text(json.dumps(history))
             scores = np.array([v[tc.select_metric] for v in validation])
+            progress.epoch_done(np.where(alive, train["loss"] / max(steps, 1), np.nan), np.where(alive, scores, np.nan))
             improved = (scores > best) & alive
             if improved.any():
                 best, best_epoch = np.where(improved, scores, best), np.where(improved, epoch + 1, best_epoch)
@@ -321,6 +332,7 @@ def run_epochs(config, fold: FoldData, trainable: Trainable, checkpoints: RunChe
                                                               diverged))
     finally:
         writer.close()
+        progress.close()
     trainable.state = loop_state(params, other, opt_state, tc.epochs, best, best_epoch, diverged)
     return trainable.state
 
@@ -389,6 +401,9 @@ def evaluate_and_write(config, fold: FoldData, trainable: Trainable, checkpoints
         for name, probabilities in written:
             write_predictions(workdir / name, fold.examples["test"], probabilities, fold.label_set.classes)
         (workdir / "fold_metrics.json").write_text(json.dumps(result, indent=2))
+        with SummaryWriter(str(workdir / "tensorboard")) as writer:  # the test, once, at the last step
+            _log(writer, "test", {name: [tests[k][0][name] for k in kept] for name in ("wa", "ua", "weighted_f1", "macro_f1")},
+                 config.train.epochs * trainable.steps_per_epoch)
     return result
 
 

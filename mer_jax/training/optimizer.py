@@ -52,6 +52,21 @@ def decays(params):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+def learning_rates(train_config, total_steps: int, groups) -> dict[str, optax.Schedule]:
+    """Each trained parameter group's learning-rate schedule over `total_steps` updates (frozen groups have
+    none)."""
+    peaks = {"encoder": train_config.encoder_lr, "audio_encoder": train_config.get("audio_encoder_lr", 0.0),
+             "rest": train_config.lr}
+    return {name: schedule(train_config, peak, total_steps) for name, peak in peaks.items()
+            if name in _present(groups) and name not in frozen_groups(train_config)}
+
+
+def _present(groups) -> set[str]:
+    """The groups an optimiser has a transform for: encoder and rest always (a model without a text encoder
+    keeps the same state shape), audio_encoder where a model has one."""
+    return {"encoder", "rest", *jax.tree.leaves(groups)}
+
+
 def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTransformation:
     """Adam(W) with the config's encoder/rest learning rates over `groups` (see `parameter_groups`).
 
@@ -60,19 +75,13 @@ def make_optimizer(train_config, total_steps: int, groups) -> optax.GradientTran
     weight decay").
     `total_steps` counts updates (batches / ``train.accumulate_steps``): the schedule's length.
     """
-    def adam(lr):
-        rate = schedule(train_config, lr, total_steps)
+    def adam(rate):
         if train_config.optimizer == "adam":
             return optax.chain(optax.add_decayed_weights(train_config.weight_decay), optax.adam(rate))
         return optax.adamw(rate, weight_decay=train_config.weight_decay, mask=decays)
 
-    frozen = frozen_groups(train_config)
-    rates = {"encoder": train_config.encoder_lr, "audio_encoder": train_config.get("audio_encoder_lr", 0.0),
-             "rest": train_config.lr}
-    # the audio_encoder group only where a model has one, so runs without it keep their optimiser state's shape
-    used = {"encoder", "rest", *jax.tree.leaves(groups)}
-    transforms = {name: optax.set_to_zero() if name in frozen else adam(rate) for name, rate in rates.items()
-                  if name in used}
+    rates = learning_rates(train_config, total_steps, groups)
+    transforms = {name: adam(rates[name]) if name in rates else optax.set_to_zero() for name in _present(groups)}
     clip = optax.clip_by_global_norm(train_config.clip_norm) if train_config.clip_norm > 0 else optax.identity()
     optimizer = optax.chain(clip, optax.multi_transform(transforms, groups))
     if train_config.ema_decay > 0:

@@ -15,7 +15,7 @@ import shutil
 
 import jax
 
-from mer_jax.config import load_run_config
+from mer_jax.config import load_run_config, with_absolute_paths
 from mer_jax.errors import ConfigError
 
 # Fields a resumed run may change: they change no parameter and no metric. train.nonfinite changes only
@@ -49,7 +49,7 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 
 def changed_fields(saved_path: pathlib.Path, config) -> list[str]:
     """The fields (section.name) whose values differ between a saved config.json and `config`."""
-    old, new = (_flat(json.loads(c.to_json())) for c in (load_run_config(saved_path), config))
+    old, new = (_flat(json.loads(with_absolute_paths(c).to_json())) for c in (load_run_config(saved_path), config))
     return sorted(f for f in set(old) | set(new) if old.get(f) != new.get(f) and f not in HARMLESS)
 
 
@@ -61,7 +61,8 @@ def _has_trained(workdir: pathlib.Path) -> bool:
 
 
 def prepare_workdir(config, workdir, *, restart: bool = False) -> pathlib.Path:
-    """Make the run folder and save the config there; refuse a folder that holds another experiment."""
+    """Make the run folder and save the config there, its local paths absolute (so that the run's folder works
+    from any working directory); refuse a folder that holds another experiment."""
     workdir = pathlib.Path(workdir)
     saved_path = workdir / "config.json"
     if saved_path.exists() and not restart and _has_trained(workdir):
@@ -78,7 +79,7 @@ def prepare_workdir(config, workdir, *, restart: bool = False) -> pathlib.Path:
                         print(f"restart: removing {path}")
                         shutil.rmtree(path) if path.is_dir() else path.unlink()
         workdir.mkdir(parents=True, exist_ok=True)
-        saved_path.write_text(config.to_json(indent=2))
+        saved_path.write_text(with_absolute_paths(config).to_json(indent=2))
     if jax.process_count() > 1:  # nobody reads the folder before process 0 has prepared it
         from jax.experimental import multihost_utils  # noqa: PLC0415
 
