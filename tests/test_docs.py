@@ -58,3 +58,15 @@ def test_readme_test_command_is_what_ci_runs():
                "&& python -m pytest")
     assert command in (ROOT / "README.md").read_text()
     assert "pip install -e . && mer-jax demo" in (ROOT / "README.md").read_text()
+
+
+def test_readme_states_the_range_the_demo_prints():
+    """The README's demo rows carry the 5-seed mean ± std that `mer-jax demo` prints (configs/demo.py's EXPECTED)."""
+    from mer_jax.configs import demo
+
+    readme = (ROOT / "README.md").read_text()
+    names = {"audio+text": "audio + text", "audio": "audio only", "text": "text only"}
+    for variant, expected in demo.EXPECTED.items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| dynamic fusion, {names[variant]} | ") and "| 5 |" in line)
+        assert [c.strip() for c in row.split("|")[5:8]] == ["{:.3f} ± {:.3f}".format(*expected[k])
+                                                             for k in ("ua", "wa", "weighted_f1")], row

@@ -1,5 +1,9 @@
 """N seeds trained together in one vmapped program equal N separate runs with those seeds: the dynamic-fusion
-model, and LPGNet (dialogue batches, batch-norm running averages in its global compression)."""
+model, and LPGNet (dialogue batches, batch-norm running averages in its global compression).
+
+Each test trains two seeds together and the second one alone: the second seed sits at index 1 of every
+stacked array (the first could match by accident of a program that reads only index 0), and its own
+run starts from ``config.seed = 1``, so seed offsets, stacking and the vmapped step are all exercised."""
 
 import csv
 import json
@@ -29,24 +33,24 @@ def _train(workdir, demo_root, cache, *overrides, flags=TINY):
 
 
 def test_vmapped_seeds_equal_separate_runs(demo_root, tmp_path):
-    together = _train(tmp_path / "together", demo_root, tmp_path / "cache", "--config.train.seeds=3")
+    together = _train(tmp_path / "together", demo_root, tmp_path / "cache", "--config.train.seeds=2")
     fold = together["folds"][0]
-    assert [s["seed"] for s in fold["seeds"]] == [0, 1, 2]
+    assert [s["seed"] for s in fold["seeds"]] == [0, 1]
     uas = [s["test"]["ua"] for s in fold["seeds"]]
     assert abs(fold["test"]["ua"] - np.mean(uas)) < 1e-9 and abs(fold["test"]["ua_std"] - np.std(uas)) < 1e-9
-    _check_ensemble(tmp_path / "together", together, seeds=3)
+    _check_ensemble(tmp_path / "together", together, seeds=2)
     config = load_run_config(tmp_path / "together" / "config.json")
-    for k in range(3):
-        alone = _train(tmp_path / f"seed{k}", demo_root, tmp_path / "cache", f"--config.seed={k}")["folds"][0]
-        assert alone["best_epoch"] == fold["seeds"][k]["best_epoch"]
-        assert alone["test"]["confusion_matrix"] == fold["seeds"][k]["test"]["confusion_matrix"]
-        mine = jax.tree.leaves(nnx.state(load_best(config, tmp_path / "together", k), nnx.Param))
-        config_alone = load_run_config(tmp_path / f"seed{k}" / "config.json")
-        theirs = jax.tree.leaves(nnx.state(load_best(config_alone, tmp_path / f"seed{k}"), nnx.Param))
-        assert len(mine) == len(theirs)
-        # the vmapped program may sum in another order; Adam's g / sqrt(v) magnifies those last bits where
-        # a gradient is near zero (measured: at most 8e-5, in one seed's BiLSTM input kernel, 3 epochs)
-        assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(mine, theirs)) < 2e-4
+    k = 1
+    alone = _train(tmp_path / f"seed{k}", demo_root, tmp_path / "cache", f"--config.seed={k}")["folds"][0]
+    assert alone["best_epoch"] == fold["seeds"][k]["best_epoch"]
+    assert alone["test"]["confusion_matrix"] == fold["seeds"][k]["test"]["confusion_matrix"]
+    mine = jax.tree.leaves(nnx.state(load_best(config, tmp_path / "together", k), nnx.Param))
+    config_alone = load_run_config(tmp_path / f"seed{k}" / "config.json")
+    theirs = jax.tree.leaves(nnx.state(load_best(config_alone, tmp_path / f"seed{k}"), nnx.Param))
+    assert len(mine) == len(theirs)
+    # the vmapped program may sum in another order; Adam's g / sqrt(v) magnifies those last bits where
+    # a gradient is near zero (measured: at most 8e-5, in one seed's BiLSTM input kernel, 3 epochs)
+    assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(mine, theirs)) < 2e-4
 
 
 def test_vmapped_lpgnet_seeds_equal_separate_runs(demo_root, tmp_path):
@@ -64,22 +68,22 @@ def test_vmapped_lpgnet_seeds_equal_separate_runs(demo_root, tmp_path):
     together = _train(tmp_path / "together", demo_root, cache, "--config.train.seeds=2", flags=flags)["folds"][0]
     assert [s["seed"] for s in together["seeds"]] == [0, 1]
     config = load_run_config(tmp_path / "together" / "config.json")
-    for k in range(2):
-        alone = _train(tmp_path / f"seed{k}", demo_root, cache, "--config.train.seeds=1", f"--config.seed={k}",
-                       flags=flags)["folds"][0]
-        assert alone["best_epoch"] == together["seeds"][k]["best_epoch"]
-        assert alone["test"]["confusion_matrix"] == together["seeds"][k]["test"]["confusion_matrix"]
-        mine = load_best(config, tmp_path / "together", k)
-        theirs = load_best(load_run_config(tmp_path / f"seed{k}" / "config.json"), tmp_path / f"seed{k}")
-        for kind in (nnx.Param, nnx.BatchStat):
-            a, b = (dict(nnx.to_flat_state(nnx.state(m, kind))) for m in (mine, theirs))
-            assert set(a) == set(b) and a, kind
-            for path in a:
-                name = ".".join(map(str, path))
-                # measured: parameters within 1.4e-7 (Adam over sums in another order), running averages equal
-                np.testing.assert_allclose(a[path][...], b[path][...], rtol=0, atol=1e-6, err_msg=name)
-        for path, average in nnx.to_flat_state(nnx.state(mine, nnx.BatchStat)):  # moved from their start (0, 1)
-            assert np.abs(np.asarray(average[...]) - (0.0 if path[-1] == "mean" else 1.0)).max() > 1e-2, path
+    k = 1
+    alone = _train(tmp_path / f"seed{k}", demo_root, cache, "--config.train.seeds=1", f"--config.seed={k}",
+                   flags=flags)["folds"][0]
+    assert alone["best_epoch"] == together["seeds"][k]["best_epoch"]
+    assert alone["test"]["confusion_matrix"] == together["seeds"][k]["test"]["confusion_matrix"]
+    mine = load_best(config, tmp_path / "together", k)
+    theirs = load_best(load_run_config(tmp_path / f"seed{k}" / "config.json"), tmp_path / f"seed{k}")
+    for kind in (nnx.Param, nnx.BatchStat):
+        a, b = (dict(nnx.to_flat_state(nnx.state(m, kind))) for m in (mine, theirs))
+        assert set(a) == set(b) and a, kind
+        for path in a:
+            name = ".".join(map(str, path))
+            # measured: parameters within 1.4e-7 (Adam over sums in another order), running averages equal
+            np.testing.assert_allclose(a[path][...], b[path][...], rtol=0, atol=1e-6, err_msg=name)
+    for path, average in nnx.to_flat_state(nnx.state(mine, nnx.BatchStat)):  # moved from their start (0, 1)
+        assert np.abs(np.asarray(average[...]) - (0.0 if path[-1] == "mean" else 1.0)).max() > 1e-2, path
 
 
 def _check_ensemble(workdir, metrics, seeds):
@@ -99,4 +103,4 @@ def _check_ensemble(workdir, metrics, seeds):
     wa = np.mean([r["prediction"] == r["label"] for r in together])
     assert abs(metrics["folds"][0]["ensemble"]["test"]["wa"] - wa) < 1e-9
     assert abs(metrics["ensemble"]["test"]["wa"] - wa) < 1e-9
-    assert "test of the 3 seeds' ensemble (mean probabilities): WA " + f"{wa:.4f}" in (workdir / "report.txt").read_text()
+    assert f"test of the {seeds} seeds' ensemble (mean probabilities): WA " + f"{wa:.4f}" in (workdir / "report.txt").read_text()

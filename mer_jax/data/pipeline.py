@@ -1,6 +1,6 @@
 """The tf.data input pipeline: this process's share of every global batch, padded, prefetched, as numpy.
 
-The only module (with the TFDS builders) that imports TensorFlow. It knows no model: it gathers
+With the TFDS builders, the only module that uses TensorFlow (data/tf_runtime.py). It knows no model: it gathers
 whatever fields the examples have and pads each ragged field to one of a few fixed sizes (the
 full size, or the batch's length bucket), so the jitted step compiles once per bucket. The order
 comes from `batch_order` (numpy, seeded by (seed, epoch)): every process yields the same number of
@@ -10,18 +10,12 @@ batches with weight-0 copies; each example carries its index (-1: padding).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # tf.data only moves data here; skip oneDNN and its banner
-import tensorflow as tf  # noqa: E402
-
-from mer_jax.data.examples import Examples, Ragged, batch_order, batch_buckets, process_share  # noqa: E402
-
-tf.config.set_visible_devices([], "GPU")  # tf.data runs on the host; accelerators belong to JAX
+from mer_jax.data.examples import Examples, Ragged, batch_order, batch_buckets, process_share
+from mer_jax.data.tf_runtime import tf
 
 
 def batches(examples: Examples, *, global_batch_size: int, train: bool, seed: int = 0, epoch: int = 0,

@@ -44,7 +44,8 @@ def record_waveforms(paths: list[str]):
 
 
 def _stream(location: str, ids: set[str]):
-    import tensorflow_datasets as tfds  # noqa: PLC0415 (imports TensorFlow)
+    from mer_jax.data import tf_runtime  # noqa: F401, PLC0415 (TensorFlow, quietly)
+    import tensorflow_datasets as tfds  # noqa: PLC0415
 
     directory, _, split = location.rpartition("/")
     records = tfds.builder_from_directory(directory).as_dataset(split=split)

@@ -25,7 +25,10 @@ import tempfile
 
 import jax
 import numpy as np
-import tensorflow_datasets as tfds
+
+from mer_jax.data import tf_runtime  # noqa: F401 (TensorFlow, quietly, before tensorflow_datasets imports it)
+
+import tensorflow_datasets as tfds  # noqa: E402
 
 from mer_jax.data.audio import SAMPLE_RATE, load_audio
 from mer_jax.data.corpus import CorpusReport
