@@ -18,9 +18,54 @@ TINY = ["--config.train.epochs=2", "--config.train.batch_size=16", "--config.fea
 
 
 def mer_jax(*args, cwd=REPO):
+    """The console script, in a process of its own, as a user runs it."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
     return subprocess.run([shutil.which("mer-jax"), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=900)
+
+
+def mer_jax_here(*args, cwd=REPO) -> subprocess.CompletedProcess:
+    """`mer-jax ARGS` in this test process: the console script's own flag parsing and `main`, without the new
+    Python process that spends most of a short command importing JAX, TensorFlow and transformers again.
+
+    What a process owns is set and put back: the working directory, sys.argv (ml_collections reads config
+    overrides from it), absl's parsed flags and the config override flags they define. The exit status comes
+    from SystemExit (a message passed to sys.exit goes to stderr, as Python prints it); any other exception is
+    a traceback on stderr and status 1, as in a process."""
+    import contextlib
+    import io
+    import sys
+    import traceback
+
+    from absl import flags
+
+    import mer_jax.cli as cli
+
+    argv, parsed = ["mer-jax", *map(str, args)], flags.FLAGS
+    for name in [name for name in parsed if name.startswith("config.")]:
+        delattr(parsed, name)
+    parsed.unparse_flags()
+    for overrides in cli.COMMAND_OVERRIDES.values():
+        overrides.clear()
+    out, err, status = io.StringIO(), io.StringIO(), 0
+    before = os.getcwd(), sys.argv
+    try:
+        os.chdir(cwd)
+        sys.argv = argv
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main(cli._parse_flags(argv))
+            except SystemExit as e:
+                status = e.code if isinstance(e.code, int) or e.code is None else 1
+                if status == 1 and not isinstance(e.code, int):
+                    print(e.code, file=sys.stderr)
+            except Exception:  # noqa: BLE001 (a bug: the traceback, as a process prints it)
+                traceback.print_exc()
+                status = 1
+    finally:
+        os.chdir(before[0])
+        sys.argv = before[1]
+    return subprocess.CompletedProcess(argv, status or 0, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +84,7 @@ def broken_corpus(demo_root, tmp_path_factory):
 
 def test_bad_corpus_is_refused_naming_both_problems(broken_corpus, tmp_path):
     root, corrupt, emo = broken_corpus
-    result = mer_jax("train", "--config=configs/demo.py", f"--workdir={tmp_path / 'run'}",
+    result = mer_jax_here("train", "--config=configs/demo.py", f"--workdir={tmp_path / 'run'}",
                      f"--config.data.root={root}", f"--config.data.cache_dir={tmp_path / 'cache'}", *TINY)
     assert result.returncode != 0
     assert str(corrupt) in result.stderr and "unreadable" in result.stderr
@@ -85,7 +130,7 @@ def test_skip_option_completes_and_reports_two_skipped(trained_run):
 def test_predict_and_evaluate_use_the_trained_run_from_any_folder(trained_run, broken_corpus, demo_root, tmp_path):
     workdir, _ = trained_run
     wav = next(pathlib.Path(demo_root).glob("Session5/sentences/wav/*/*.wav"))
-    result = mer_jax("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I love the new job.", cwd=tmp_path)
+    result = mer_jax_here("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I love the new job.", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     label, probabilities = result.stdout.strip().split("  ", 1)
     assert label in {"ang", "fru", "neu", "sad", "exc", "hap"} and probabilities.count(",") == 5
@@ -93,12 +138,12 @@ def test_predict_and_evaluate_use_the_trained_run_from_any_folder(trained_run, b
     assert saved["root"] == str(broken_corpus[0]) and pathlib.Path(saved["cache_dir"]).is_absolute()
     moved = tmp_path / "moved"  # the corpus somewhere else now: said with an override of where the data is
     shutil.copytree(broken_corpus[0], moved)
-    result = mer_jax("evaluate", f"--workdir={workdir}", f"--config.data.root={moved}", cwd=tmp_path)
+    result = mer_jax_here("evaluate", f"--workdir={workdir}", f"--config.data.root={moved}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     test = json.loads((workdir / "metrics.json").read_text())["test"]
     assert f"WA {test['wa']:.4f}  UA {test['ua']:.4f}" in result.stdout  # the best checkpoint, scored again
     assert f"wrote {workdir / 'confusion_matrix.png'}" in result.stdout
-    refused = mer_jax("evaluate", f"--workdir={workdir}", "--config.model.d_model=8", cwd=tmp_path)
+    refused = mer_jax_here("evaluate", f"--workdir={workdir}", "--config.model.d_model=8", cwd=tmp_path)
     assert refused.returncode != 0 and "only data.root, data.cache_dir, data.tfds_data_dir" in refused.stderr
 
 
@@ -118,12 +163,12 @@ def test_predict_refuses_what_no_model_can_score_in_one_line(trained_run, tmp_pa
     sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
     sf.write(tmp_path / "stereo8k.wav", np.random.default_rng(0).normal(0, 0.1, (8000, 2)).astype(np.float32), 8000)
     workdir, _ = trained_run
-    result = mer_jax("predict", f"--workdir={workdir}", *([f"--audio={tmp_path / audio}"] if audio else []),
+    result = mer_jax_here("predict", f"--workdir={workdir}", *([f"--audio={tmp_path / audio}"] if audio else []),
                      f"--text={text}")
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     if audio == "stereo8k.wav":  # the same file with a transcript: stereo at 8 kHz is mixed down and resampled
-        fine = mer_jax("predict", f"--workdir={workdir}", f"--audio={tmp_path / audio}", "--text=Hello there.")
+        fine = mer_jax_here("predict", f"--workdir={workdir}", f"--audio={tmp_path / audio}", "--text=Hello there.")
         assert fine.returncode == 0, fine.stderr[-2000:]
 
 
@@ -133,7 +178,7 @@ def test_predict_refuses_what_no_model_can_score_in_one_line(trained_run, tmp_pa
     ("--config.model.modalities=video", "model.modalities = 'video': must be one of"),
 ])
 def test_bad_config_is_refused_with_a_clear_message(override, message, tmp_path, demo_root):
-    result = mer_jax("train", "--config=configs/demo.py", f"--workdir={tmp_path}", f"--config.data.root={demo_root}",
+    result = mer_jax_here("train", "--config=configs/demo.py", f"--workdir={tmp_path}", f"--config.data.root={demo_root}",
                      override)
     assert result.returncode != 0
     assert message in result.stderr
@@ -166,7 +211,7 @@ def test_attention_maps_of_one_utterance_and_top_tokens_per_class(trained_run, b
     root, corrupt, _ = broken_corpus
     utterance = next(u for u in read_iemocap(root, "iemocap6", on_error="skip")[0]
                      if u.session == "Ses05" and u.audio_path != str(corrupt))
-    result = mer_jax("attention", f"--workdir={workdir}", f"--utterance={utterance.utterance_id}", f"--out={tmp_path / 'u'}")
+    result = mer_jax_here("attention", f"--workdir={workdir}", f"--utterance={utterance.utterance_id}", f"--out={tmp_path / 'u'}")
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("heads.png", "mean.png"):
         image = matplotlib.image.imread(tmp_path / "u" / name)
@@ -180,7 +225,7 @@ def test_attention_maps_of_one_utterance_and_top_tokens_per_class(trained_run, b
     assert abs(sum(float(row["mean_weight"]) for row in rows) - 1.0) < 1e-4
     assert sorted(int(row["rank"]) for row in rows) == list(range(1, len(rows) + 1))
 
-    top = mer_jax("attention", f"--workdir={workdir}", "--top_tokens", f"--out={tmp_path / 't'}")
+    top = mer_jax_here("attention", f"--workdir={workdir}", "--top_tokens", f"--out={tmp_path / 't'}")
     assert top.returncode == 0, top.stderr[-3000:]
     with open(tmp_path / "t" / "top_tokens.csv") as f:
         ranked = list(csv.DictReader(f))
@@ -188,7 +233,7 @@ def test_attention_maps_of_one_utterance_and_top_tokens_per_class(trained_run, b
     assert all(0 < float(row["mean_weight"]) <= 1 and int(row["count"]) >= 3 for row in ranked)
     assert not {row["token"] for row in ranked} & set(tokenizer.all_special_tokens)
 
-    refused = mer_jax("attention", f"--workdir={workdir}")
+    refused = mer_jax_here("attention", f"--workdir={workdir}")
     assert refused.returncode != 0 and "--utterance" in refused.stderr
 
 
@@ -204,7 +249,7 @@ def test_cross_corpus_evaluation_maps_labels_and_counts_the_rest(trained_run, tm
             sf.write(tmp_path / "emodb" / "wav" / f"{speaker}a01{code}a.wav", rng.normal(0, 0.1, 16000), 16000)
     workdir, _ = trained_run
     label_map = "anger=ang,happiness=hap,neutral=neu,sadness=sad"
-    result = mer_jax("evaluate", f"--workdir={workdir}", "--corpus=emodb", f"--root={tmp_path / 'emodb'}",
+    result = mer_jax_here("evaluate", f"--workdir={workdir}", "--corpus=emodb", f"--root={tmp_path / 'emodb'}",
                      f"--label_map={label_map}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "excluded by the label set: boredom 2, fear 2" in result.stdout
@@ -212,7 +257,7 @@ def test_cross_corpus_evaluation_maps_labels_and_counts_the_rest(trained_run, tm
     metrics = json.loads((workdir / "cross_corpus_emodb" / "metrics.json").read_text())
     assert metrics["folds"][0]["sizes"]["test"] == 8 and sum(map(sum, metrics["folds"][0]["test"]["confusion_matrix"])) == 8
     assert (workdir / "cross_corpus_emodb" / "report.md").exists()
-    bad = mer_jax("evaluate", f"--workdir={workdir}", "--corpus=emodb", f"--root={tmp_path / 'emodb'}",
+    bad = mer_jax_here("evaluate", f"--workdir={workdir}", "--corpus=emodb", f"--root={tmp_path / 'emodb'}",
                   "--label_map=anger=furious")
     assert bad.returncode != 0 and "data.label_map entry 'anger=furious'" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -221,32 +266,32 @@ def test_help_lists_every_command_and_each_command_shows_its_own_flags():
     from mer_jax import __version__
     from mer_jax.cli import COMMANDS
 
-    top = mer_jax("--help")
+    top = mer_jax("--help")  # the console script itself
     assert top.returncode == 0
     listed = [line.split()[0] for line in top.stdout.split("commands:\n")[1].split("\n\n")[0].splitlines()]
     assert listed == list(COMMANDS)  # every command, one line each
-    assert mer_jax().stdout == top.stdout  # no command: the same list
-    assert mer_jax("--version").stdout.strip() == f"mer-jax {__version__}"
-    predict = mer_jax("predict", "--help")
+    assert mer_jax_here().stdout == top.stdout  # no command: the same list
+    assert mer_jax_here("--version").stdout.strip() == f"mer-jax {__version__}"
+    predict = mer_jax_here("predict", "--help")
     assert predict.returncode == 0 and predict.stdout.startswith("usage: mer-jax predict")
     flags = {line.split()[0] for line in predict.stdout.split("flags:\n")[1].split("\n\n")[0].splitlines()}
     assert flags == {"--workdir", "--audio", "--text", "--manifest", "--out"}  # its own, not every command's
     assert "example:\n  mer-jax predict --workdir=" in predict.stdout
-    typo = mer_jax("trian")
+    typo = mer_jax_here("trian")
     assert typo.returncode != 0 and "did you mean train?" in typo.stderr and "Traceback" not in typo.stderr
 
 
 def test_configs_lists_the_built_in_configs_and_tables_and_config_prints_every_field(tmp_path):
     import runpy
 
-    listing = mer_jax("configs", cwd=tmp_path)
+    listing = mer_jax_here("configs", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr[-2000:]
     names = {line.split()[0] for line in listing.stdout.splitlines() if line.startswith("  ")}
     shipped = {p.stem for folder in (REPO / "configs", REPO / "configs" / "tables") for p in folder.glob("*.py")} - {"__init__"}
     assert names == shipped
     assert re.search(r"^  lpgnet_table3 +LPGNet, Table 3: modalities and LPIA ablations", listing.stdout, re.M)
 
-    printed = mer_jax("config", "--config=configs/lpgnet_demo.py", "--config.train.epochs=7", cwd=tmp_path)
+    printed = mer_jax_here("config", "--config=configs/lpgnet_demo.py", "--config.train.epochs=7", cwd=tmp_path)
     assert printed.returncode == 0, printed.stderr[-2000:]
     values = dict(line.split(" = ", 1) for line in printed.stdout.splitlines() if not line.startswith("#"))
     expected = runpy.run_path(str(REPO / "configs" / "lpgnet_demo.py"))["get_config"]()
@@ -257,6 +302,6 @@ def test_configs_lists_the_built_in_configs_and_tables_and_config_prints_every_f
     lines = printed.stdout.splitlines()
     assert lines[lines.index("train.optimizer = 'adam'") - 1].startswith("# adamw (decoupled weight decay) | adam")
 
-    missing = mer_jax("train", "--config=configs/nope.py", "--workdir=run", cwd=tmp_path)
+    missing = mer_jax_here("train", "--config=configs/nope.py", "--workdir=run", cwd=tmp_path)
     assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
     assert "no config 'configs/nope.py'" in missing.stderr and "lpgnet_demo" in missing.stderr

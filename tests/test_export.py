@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_cli import TINY, mer_jax
+from test_cli import TINY, mer_jax_here
 
 LOAD_AND_PREDICT = """
 import json, sys
@@ -39,11 +39,11 @@ def test_exported_fused_model_predicts_like_the_run(demo_root, demo_cache, tmp_p
     run = tmp_path / "run"
     text = "I love the new job."
     # train once more here (small) so that the run can be scored before it is deleted
-    result = mer_jax("train", "--config=configs/demo.py", f"--workdir={run}", f"--config.data.root={demo_root}",
+    result = mer_jax_here("train", "--config=configs/demo.py", f"--workdir={run}", f"--config.data.root={demo_root}",
                      f"--config.data.cache_dir={demo_cache}", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = EmotionRecognizer.from_run(run).predict(str(wav), text)
-    assert mer_jax("export", f"--workdir={run}", f"--out={tmp_path / 'exported'}").returncode == 0
+    assert mer_jax_here("export", f"--workdir={run}", f"--out={tmp_path / 'exported'}").returncode == 0
     files = {p.name for p in (tmp_path / "exported").iterdir()}
     assert {"config.json", "model.safetensors", "model_sizes.json", "tokenizer", "README.md"} <= files
     shutil.copytree(tmp_path / "exported", tmp_path / "elsewhere")
@@ -57,12 +57,12 @@ def test_exported_fused_model_predicts_like_the_run(demo_root, demo_cache, tmp_p
     shutil.copy(wav, tmp_path / "elsewhere" / "clip.wav")
     manifest, out = tmp_path / "elsewhere" / "items.csv", tmp_path / "predictions.csv"
     manifest.write_text(f"\ufeffid,audio,text\nx,clip.wav,{text}\n", encoding="utf-8")
-    assert mer_jax("predict", f"--workdir={tmp_path / 'elsewhere'}", f"--manifest={manifest}", f"--out={out}").returncode == 0
+    assert mer_jax_here("predict", f"--workdir={tmp_path / 'elsewhere'}", f"--manifest={manifest}", f"--out={out}").returncode == 0
     (row,) = csv.DictReader(open(out))
     assert row["id"] == "x" and abs(float(row[got["label"]]) - got["probabilities"][got["label"]]) < 1e-5
     # a bad row is named, and the earlier predictions stay
     manifest.write_text(f"id,audio,text\nx,clip.wav,{text}\ny,missing.wav,{text}\n")
-    failed = mer_jax("predict", f"--workdir={tmp_path / 'elsewhere'}", f"--manifest={manifest}", f"--out={out}")
+    failed = mer_jax_here("predict", f"--workdir={tmp_path / 'elsewhere'}", f"--manifest={manifest}", f"--out={out}")
     assert failed.returncode == 1 and "item 2 of 2" in failed.stderr and "missing.wav" in failed.stderr
     assert list(csv.DictReader(open(out))) == [row] and not pathlib.Path(f"{out}.partial").exists()
 
@@ -76,11 +76,11 @@ def test_exported_pretrained_encoder_model_needs_no_checkpoint(demo_root, demo_c
     run = tmp_path / "run"
     overrides = [f"--config.text.encoder={minilm.get_model_path()}", "--config.model.modalities=text",
                  "--config.features.max_tokens=16", "--config.train.epochs=1"]
-    result = mer_jax("train", "--config=configs/demo.py", f"--workdir={run}", f"--config.data.root={demo_root}",
+    result = mer_jax_here("train", "--config=configs/demo.py", f"--workdir={run}", f"--config.data.root={demo_root}",
                      f"--config.data.cache_dir={demo_cache}", *TINY, *overrides)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = EmotionRecognizer.from_run(run).predict(None, "What a wonderful surprise!")
-    assert mer_jax("export", f"--workdir={run}", f"--out={tmp_path / 'exported'}").returncode == 0
+    assert mer_jax_here("export", f"--workdir={run}", f"--out={tmp_path / 'exported'}").returncode == 0
     config = json.loads((tmp_path / "exported" / "config.json").read_text())
     assert config["text"]["encoder"] == "text_encoder" and (tmp_path / "exported" / "text_encoder" / "config.json").exists()
     got = _fresh_process_prediction(tmp_path / "exported", None, "What a wonderful surprise!")
@@ -89,7 +89,7 @@ def test_exported_pretrained_encoder_model_needs_no_checkpoint(demo_root, demo_c
     # batch prediction over a manifest, from the exported folder: the same numbers as one at a time
     manifest = tmp_path / "items.csv"
     manifest.write_text("id,text\na,What a wonderful surprise!\nb,I hate this.\n")
-    result = mer_jax("predict", f"--workdir={tmp_path / 'exported'}", f"--manifest={manifest}",
+    result = mer_jax_here("predict", f"--workdir={tmp_path / 'exported'}", f"--manifest={manifest}",
                      f"--out={tmp_path / 'predictions.csv'}")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))

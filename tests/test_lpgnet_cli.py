@@ -1,21 +1,14 @@
 """LPGNet from the command line on the demo corpus: train (two seeds), re-evaluate, per-utterance predictions."""
 
 import json
-import os
-import shutil
-import subprocess
 
 from mer_jax.data.iemocap import read_iemocap
-
-
-def _mer_jax(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    return subprocess.run([shutil.which("mer-jax"), *args], env=env, capture_output=True, text=True, timeout=900)
+from test_cli import mer_jax_here
 
 
 def test_lpgnet_trains_evaluates_and_writes_every_test_utterance(demo_root, demo_cache, tmp_path):
     workdir = tmp_path / "run"
-    result = _mer_jax("train", "--config=configs/lpgnet_iemocap.py", f"--workdir={workdir}",
+    result = mer_jax_here("train", "--config=configs/lpgnet_iemocap.py", f"--workdir={workdir}",
                       f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}",
                       "--config.text.encoder=transformer", "--config.text.hidden=16", "--config.text.layers=1",
                       "--config.utterance_features.text=finetuned_mean", "--config.utterance_features.audio=bilstm",
@@ -31,19 +24,19 @@ def test_lpgnet_trains_evaluates_and_writes_every_test_utterance(demo_root, demo
     for seed in (0, 1):  # one line per real test utterance: Session 5, none missing, none padded
         lines = (workdir / f"test_predictions_seed{seed}.csv").read_text().splitlines()[1:]
         assert sorted(line.split(",")[0] for line in lines) == session5
-    again = _mer_jax("evaluate", f"--workdir={workdir}")
+    again = mer_jax_here("evaluate", f"--workdir={workdir}")
     assert again.returncode == 0, again.stderr[-3000:]
     for s in fold["seeds"]:  # the best checkpoints, scored again
         assert f"seed {s['seed']} test: WA {s['test']['wa']:.4f}  UA {s['test']['ua']:.4f}" in again.stdout
     e = fold["ensemble"]["test"]  # the two seeds' ensemble, scored again
     assert f"test of the 2 seeds' ensemble (mean probabilities): WA {e['wa']:.4f}  UA {e['ua']:.4f}" in again.stdout
-    single = _mer_jax("predict", f"--workdir={workdir}", "--text=hello")
+    single = mer_jax_here("predict", f"--workdir={workdir}", "--text=hello")
     assert single.returncode != 0 and "mer-jax evaluate" in single.stderr
 
 
 def test_a_batch_larger_than_the_training_dialogues_is_refused_before_training(demo_root, demo_cache, tmp_path):
     workdir = tmp_path / "run"
-    result = _mer_jax("train", "--config=configs/lpgnet_iemocap.py", f"--workdir={workdir}",
+    result = mer_jax_here("train", "--config=configs/lpgnet_iemocap.py", f"--workdir={workdir}",
                       f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}",
                       "--config.text.encoder=transformer", "--config.train.batch_size=1000")
     utterances, _ = read_iemocap(demo_root, "iemocap4")

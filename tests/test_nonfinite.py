@@ -7,10 +7,7 @@ The faults are planted where their first step is known without the code under te
 """
 
 import json
-import os
 import re
-import shutil
-import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +25,7 @@ from mer_jax.training.divergence import divergences
 from mer_jax.training.objectives import cross_entropy
 from mer_jax.training.optimizer import make_optimizer, parameter_groups
 from mer_jax.training.steps import SplitModel, make_train_step, no_divergence, seed_slice, stack
+from test_cli import mer_jax_here
 
 TINY = ["--config=configs/demo.py", "--config.train.epochs=3", "--config.train.batch_size=16",
         "--config.features.max_frames=50", "--config.model.d_model=16", "--config.text.hidden=16"]
@@ -54,12 +52,10 @@ def _all_finite(tree) -> bool:
 def test_a_diverging_run_stops_in_one_line_naming_the_step_and_keeps_the_last_finite_epoch(demo_root, tmp_path):
     # accumulate_steps = 6: no update until global step 5, whose update (lr 1e30) sends the parameters to
     # ~1e30; the loss of global step 6 is the first non-finite number
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
     workdir = tmp_path / "run"
-    command = [shutil.which("mer-jax"), "train", *TINY, f"--workdir={workdir}", f"--config.data.root={demo_root}",
-               f"--config.data.cache_dir={tmp_path / 'cache'}", "--config.train.lr=1e30",
-               "--config.train.accumulate_steps=6"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    done = mer_jax_here("train", *TINY, f"--workdir={workdir}", f"--config.data.root={demo_root}",
+                        f"--config.data.cache_dir={tmp_path / 'cache'}", "--config.train.lr=1e30",
+                        "--config.train.accumulate_steps=6")
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     line = done.stderr.strip().splitlines()[-1]

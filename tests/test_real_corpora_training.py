@@ -1,12 +1,11 @@
 """Short training smoke runs on the real corpora in ../shared/data (the full results are README commands)."""
 
 import json
-import os
 import pathlib
-import shutil
-import subprocess
 
 import pytest
+
+from test_cli import mer_jax_here
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -14,10 +13,8 @@ pytestmark = pytest.mark.skipif(not DATA.exists(), reason=f"real corpora not fou
 
 
 def _train(tmp_path, config, *overrides):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    result = subprocess.run([shutil.which("mer-jax"), "train", f"--config={config}", f"--workdir={tmp_path / 'run'}",
-                             f"--config.data.cache_dir={tmp_path / 'cache'}", *overrides],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    result = mer_jax_here("train", f"--config={config}", f"--workdir={tmp_path / 'run'}",
+                          f"--config.data.cache_dir={tmp_path / 'cache'}", *overrides)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((tmp_path / "run" / "metrics.json").read_text()), result.stdout
 

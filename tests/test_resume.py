@@ -9,10 +9,11 @@ loop's functions). So the resumed run always starts from that checkpoint and red
 import json
 import os
 import pathlib
-import shutil
 import signal
 import subprocess
 import sys
+
+from test_cli import mer_jax_here
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 KILLED_AFTER, KILLED_AT_STEP = 2, 2  # epochs done; step of the next epoch where the process dies
@@ -43,8 +44,8 @@ mer_jax.cli.run()
 """
 
 
-def _command(workdir, demo_root, cache):
-    return [shutil.which("mer-jax"), "train", "--config=configs/demo.py", f"--workdir={workdir}",
+def _train_args(workdir, demo_root, cache):
+    return ["train", "--config=configs/demo.py", f"--workdir={workdir}",
             f"--config.data.root={demo_root}", f"--config.data.cache_dir={cache}", "--config.train.epochs=5",
             "--config.train.batch_size=16", "--config.features.max_frames=60", "--config.model.d_model=32",
             "--config.text.hidden=32"]
@@ -54,20 +55,18 @@ def test_killed_run_resumes_and_matches_uninterrupted_run(demo_root, demo_cache,
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
     cache = demo_cache
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    done = subprocess.run(_command(whole, demo_root, cache), cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    done = mer_jax_here(*_train_args(whole, demo_root, cache))
     assert done.returncode == 0, done.stderr[-3000:]
 
     killed = subprocess.run([sys.executable, "-c", KILL_DRIVER, str(KILLED_AFTER), str(KILLED_AT_STEP),
-                             *_command(resumed, demo_root, cache)[1:]], cwd=REPO, env=env, capture_output=True,
+                             *_train_args(resumed, demo_root, cache)], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=TIMEOUT)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     latest = resumed / "checkpoints" / "latest"
     assert sorted(p.name for p in latest.iterdir()) == [str(KILLED_AFTER - 1), str(KILLED_AFTER)]
     assert not (resumed / "metrics.json").exists()
 
-    again = subprocess.run(_command(resumed, demo_root, cache), cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=TIMEOUT)
+    again = mer_jax_here(*_train_args(resumed, demo_root, cache))
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resuming {resumed} after epoch {KILLED_AFTER}" in again.stdout
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (whole, resumed))
@@ -79,12 +78,10 @@ def test_killed_run_resumes_and_matches_uninterrupted_run(demo_root, demo_cache,
 
 
 def test_a_rerun_with_another_training_config_is_refused_unless_restarted(demo_root, demo_cache, tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    command = [*_command(tmp_path / "run", demo_root, demo_cache), "--config.train.epochs=2"]
+    command = [*_train_args(tmp_path / "run", demo_root, demo_cache), "--config.train.epochs=2"]
 
     def run(*extra):
-        return subprocess.run([*command, *extra], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT)
+        return mer_jax_here(*command, *extra, cwd=tmp_path)
 
     assert run().returncode == 0
     changed = run("--config.train.lr=0.01", "--config.model.dropout=0.5")

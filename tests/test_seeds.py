@@ -7,9 +7,6 @@ run starts from ``config.seed = 1``, so seed offsets, stacking and the vmapped s
 
 import csv
 import json
-import os
-import shutil
-import subprocess
 
 import jax
 import numpy as np
@@ -18,16 +15,15 @@ from flax import nnx
 
 from mer_jax.config import load_run_config
 from mer_jax.training.loop import load_best
+from test_cli import mer_jax_here
 
 TINY = ["--config=configs/demo.py", "--config.train.epochs=3", "--config.train.batch_size=16",
         "--config.features.max_frames=50", "--config.model.d_model=16", "--config.text.hidden=16"]
 
 
 def _train(workdir, demo_root, cache, *overrides, flags=TINY):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    result = subprocess.run([shutil.which("mer-jax"), "train", *flags, f"--workdir={workdir}",
-                             f"--config.data.root={demo_root}", f"--config.data.cache_dir={cache}", *overrides],
-                            env=env, capture_output=True, text=True, timeout=900)
+    result = mer_jax_here("train", *flags, f"--workdir={workdir}", f"--config.data.root={demo_root}",
+                          f"--config.data.cache_dir={cache}", *overrides)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((workdir / "metrics.json").read_text())
 

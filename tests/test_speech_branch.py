@@ -24,7 +24,7 @@ from mer_jax.models.registry import build_model  # noqa: E402
 from mer_jax.models.speech_encoder import build_speech_branch  # noqa: E402
 from mer_jax.training.optimizer import frozen_groups, make_optimizer, parameter_groups  # noqa: E402
 from mer_jax.training.steps import SplitModel  # noqa: E402
-from test_cli import TINY, mer_jax  # noqa: E402
+from test_cli import TINY, mer_jax_here  # noqa: E402
 
 LENGTHS = np.array([4000, 2500, 1200])
 
@@ -115,18 +115,18 @@ def test_cli_trains_predicts_and_exports_through_a_speech_encoder(checkpoint, de
 
     folder = shutil.copytree(checkpoint[0], tmp_path / "speech_checkpoint")
     workdir = tmp_path / "run"
-    result = mer_jax("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={demo_root}",
+    result = mer_jax_here("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={demo_root}",
                      f"--config.data.cache_dir={demo_cache}", f"--config.audio.encoder={folder}", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((workdir / "fold_metrics.json").read_text())
     assert 0.0 <= metrics["test"]["wa"] <= 1.0 and len(metrics["history"]) == 2
     wav = next(demo_root.glob("Session1/sentences/wav/*/*.wav"))
-    result = mer_jax("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I am so happy today")
+    result = mer_jax_here("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I am so happy today")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "probabilities" in result.stdout or any(c in result.stdout for c in ("ang", "hap", "neu", "sad"))
 
     expected = EmotionRecognizer.from_run(workdir).predict(wav, "I am so happy today")
-    assert mer_jax("export", f"--workdir={workdir}", f"--out={tmp_path / 'exported'}").returncode == 0
+    assert mer_jax_here("export", f"--workdir={workdir}", f"--out={tmp_path / 'exported'}").returncode == 0
     shutil.rmtree(folder)
     assert json.loads((tmp_path / "exported" / "config.json").read_text())["audio"]["encoder"] == "speech_encoder"
     got = _fresh_process_prediction(tmp_path / "exported", wav, "I am so happy today")
@@ -159,7 +159,7 @@ def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on
             expected = model(inputs.input_values, output_hidden_states=True).hidden_states[1][0].mean(0).numpy()
         np.testing.assert_allclose(vectors[i], expected, atol=1e-4)
 
-    result = mer_jax("train", "--config=configs/lpgnet_demo.py", f"--workdir={tmp_path / 'lpgnet'}",
+    result = mer_jax_here("train", "--config=configs/lpgnet_demo.py", f"--workdir={tmp_path / 'lpgnet'}",
                      f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}",
                      f"--config.audio.encoder={folder}", "--config.utterance_features.audio=speech_frozen",
                      "--config.model.modalities=audio", "--config.features.max_frames=50", "--config.train.epochs=2",
@@ -170,7 +170,7 @@ def test_frozen_speech_vectors_are_the_encoders_mean_states_and_lpgnet_trains_on
 
 @pytest.mark.parametrize("model", ["lpgnet_demo", "linear_iemocap"])
 def test_a_speech_encoder_is_refused_where_nothing_reads_it(tmp_path, demo_root, model):
-    result = mer_jax("train", f"--config=configs/{model}.py", f"--workdir={tmp_path / 'x'}",
+    result = mer_jax_here("train", f"--config=configs/{model}.py", f"--workdir={tmp_path / 'x'}",
                      f"--config.data.root={demo_root}", "--config.audio.encoder=facebook/wav2vec2-base",
                      "--config.utterance_features.audio=bilstm")
     assert result.returncode != 0 and "speech_frozen / speech_finetuned read the speech encoder" in result.stderr
@@ -210,7 +210,7 @@ def test_lpgnet_frame_reads_the_speech_encoders_states_as_its_acoustic_frames(ch
 
 def test_cli_trains_lpgnet_frame_on_a_speech_encoders_frames(checkpoint, demo_root, demo_cache, tmp_path):
     folder, _ = checkpoint
-    result = mer_jax("train", "--config=configs/lpgnet_frame_iemocap.py", f"--workdir={tmp_path / 'run'}",
+    result = mer_jax_here("train", "--config=configs/lpgnet_frame_iemocap.py", f"--workdir={tmp_path / 'run'}",
                      f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}",
                      f"--config.audio.encoder={folder}", "--config.model.modalities=audio",
                      "--config.model.hidden=16", "--config.model.length=64", "--config.train.epochs=1",

@@ -3,14 +3,12 @@
 import csv
 import importlib
 import json
-import os
 import pathlib
-import shutil
-import subprocess
 
 import pytest
 
 from mer_jax.data.iemocap import read_iemocap
+from test_cli import mer_jax_here
 
 # The papers' numbers, typed from papers/dynamic_fusion.md and papers/lpgnet.md (not read from the table
 # configs): table module -> row name (or MISSING label) -> one number per column of the module (None: the
@@ -80,9 +78,7 @@ def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_p
             "--config.features.max_frames=40", "--config.features.max_tokens=16", "--config.model.hidden=16",
             "--config.model.length=40", "--config.train.epochs=2",
             "--config.train.seeds=2", "--config.train.batch_size=4"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    result = subprocess.run([shutil.which("mer-jax"), "table", "--table=lpgnet_table2", f"--workdir={tmp_path / 't'}",
-                             *tiny], env=env, capture_output=True, text=True, timeout=900)
+    result = mer_jax_here("table", "--table=lpgnet_table2", f"--workdir={tmp_path / 't'}", *tiny)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "t" / "table.md").read_text()
     for row, label in (("linear", "Linear (each utterance alone)"), ("lpgnet", "LPGNet (utterance level)"),
@@ -105,40 +101,44 @@ def test_table_trains_each_row_and_writes_ours_beside_the_paper(demo_root, tmp_p
     with open(tmp_path / "t" / "frame" / "test_predictions_seed1.csv") as f:  # one line per test utterance
         assert sorted(row["utterance_id"] for row in csv.DictReader(f)) == sorted(
             u.utterance_id for u in utterances if u.session == "Ses05")
-    bad = subprocess.run([shutil.which("mer-jax"), "table", "--table=lpgnet_table2", f"--workdir={tmp_path / 't'}",
-                          "--config.model.hiden=16"], env=env, capture_output=True, text=True, timeout=300)
+    bad = mer_jax_here("table", "--table=lpgnet_table2", f"--workdir={tmp_path / 't'}", "--config.model.hiden=16")
     assert bad.returncode != 0 and "--config.model.hiden=16" in bad.stderr
 
 
 def test_dynamic_fusion_table_lists_parameters_and_the_rows_not_built(demo_root, tmp_path):
+    """Two rows trained (the audio-only model and the paper's baseline: each row's own overrides, a frozen
+    encoder, a replaced text encoder); the rows left out by --rows and the methods not built are listed with
+    the paper's numbers."""
     tiny = [f"--config.data.root={demo_root}", f"--config.data.cache_dir={tmp_path / 'cache'}",
             "--config.text.encoder=transformer", "--config.text.hidden=16", "--config.text.layers=1",
             "--config.text.dtype=float32", "--config.features.max_frames=40", "--config.features.max_tokens=16",
             "--config.model.d_model=16", "--config.model.num_heads=2", "--config.train.epochs=1",
             "--config.train.batch_size=8"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    result = subprocess.run([shutil.which("mer-jax"), "table", "--table=dynamic_fusion_table1", f"--workdir={tmp_path / 't'}",
-                             "--rows=text,audio,baseline,full", *tiny], env=env, capture_output=True, text=True,
-                            timeout=900)
+    result = mer_jax_here("table", "--table=dynamic_fusion_table1", f"--workdir={tmp_path / 't'}",
+                          "--rows=audio,baseline", *tiny)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "--config.text.encoder=transformer replaces the row's own setting" in result.stdout  # the baseline's BERT
     table = (tmp_path / "t" / "table.md").read_text()
     assert "| row | Accuracy (ours) | Accuracy (paper) | F1 (ours) | F1 (paper) | UA (ours) | UA (paper) | " \
            "Params (M) (ours) | Params (M) (paper) |" in table
     assert "`--config.text.encoder=transformer`" in table  # named above the table
-    assert "text encoder transformer: text, audio, full; transformer (frozen): baseline" in table
+    assert "text encoder transformer: audio; transformer (frozen): baseline" in table
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| ")]
     rows = {row[0]: row[1:] for row in cells}
-    metrics = {name: json.loads((tmp_path / "t" / name / "metrics.json").read_text()) for name in ("audio", "full")}
-    assert rows["Ours (the full model)"][0] == f"{100 * metrics['full']['test']['wa']:.2f}"
-    assert paper_cells(table, "Ours (the full model)", 4) == ["83.50", "82.10", "–", "27.6"]
+    metrics = {name: json.loads((tmp_path / "t" / name / "metrics.json").read_text()) for name in ("audio", "baseline")}
+    baseline = "Baseline (mean-pooled MFCC + static BERT, concatenated)"
+    assert rows[baseline][0] == f"{100 * metrics['baseline']['test']['wa']:.2f}"
+    assert paper_cells(table, baseline, 4) == ["64.40", "61.20", "–", "18.3"]
     assert paper_cells(table, "DeBERTa-V3 (text only, fine-tuned)", 4) == ["63.21", "60.80", "–", "44.0"]
     parameters = {name: m["folds"][0]["parameters"] for name, m in metrics.items()}
-    assert 0 < parameters["audio"] < parameters["full"]
+    assert 0 < parameters["audio"] < parameters["baseline"]
     assert rows["BiLSTM over MFCC (audio only; not in the paper)"][6] == f"{parameters['audio'] / 1e6:.2f}"
     assert rows["BLSTM+DCNN [9]"][0].startswith("not built:") and rows["BLSTM+DCNN [9]"][1] == "64.78"
-    wav2vec2 = "Wav2Vec2.0 [3] (wav2vec2-base, audio only, fine-tuned)"
-    assert rows[wav2vec2][0] == "not run" and rows[wav2vec2][1] == "45.46"  # left out by --rows
+    for label, paper in (("Wav2Vec2.0 [3] (wav2vec2-base, audio only, fine-tuned)", "45.46"),
+                         ("Ours (the full model)", "83.50")):  # left out by --rows
+        assert rows[label][0] == "not run" and rows[label][1] == paper
+    audio = json.loads((tmp_path / "t" / "audio" / "config.json").read_text())
+    assert audio["model"]["modalities"] == "audio"  # the row's own override
     baseline = json.loads((tmp_path / "t" / "baseline" / "config.json").read_text())
     assert baseline["model"]["audio_encoder"] == "mean" and baseline["model"]["fusion"] == "concat"
     assert baseline["train"]["freeze_encoder"] is True and baseline["text"]["encoder"] == "transformer"

@@ -20,7 +20,7 @@ from mer_jax.data.iemocap import read_iemocap
 from mer_jax.data.labels import get_label_set
 from mer_jax.data.splits import make_splits
 from mer_jax.data.tfds_datasets import MerDemo, MerEmodb, MerIemocap
-from test_cli import TINY, mer_jax
+from test_cli import TINY, mer_jax_here
 from test_readers_public import EMODB, needs_emodb
 
 
@@ -126,7 +126,7 @@ def test_training_from_records_gives_the_metrics_of_training_from_the_folder(dem
     metrics = {}
     for source in ("", "mer_iemocap"):
         workdir = tmp_path / (source or "folder")
-        result = mer_jax("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={demo_root}",
+        result = mer_jax_here("train", "--config=configs/demo.py", f"--workdir={workdir}", f"--config.data.root={demo_root}",
                          f"--config.data.cache_dir={workdir / 'cache'}", f"--config.data.tfds={source}",
                          f"--config.data.tfds_data_dir={tmp_path / 'tfds'}", *TINY)
         assert result.returncode == 0, result.stderr[-3000:]

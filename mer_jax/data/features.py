@@ -139,6 +139,8 @@ def audio_features(utterances: list[Utterance], params: MfccParams, cache_dir=No
 
 
 def _compute(utterances: list[Utterance], params: MfccParams) -> AudioFeatures:
+    if utterances:  # librosa compiles its kernels (numba) on the first call: before the bar, not in its rate
+        mfcc(np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE).astype(np.float32), params)
     per_utterance = [mfcc(wave, params) for wave in tqdm(waveforms([u.audio_path for u in utterances]),
                                                         total=len(utterances), desc="MFCC", unit="utt", leave=False)]
     if not per_utterance:  # a process's empty share
