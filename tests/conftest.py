@@ -1,6 +1,6 @@
 """Shared fixtures: a small synthetic IEMOCAP-layout corpus, quiet TensorFlow / transformers, and a
 persistent JAX compilation cache shared by the test processes and the commands they start (many tests
-compile the same tiny programs; the cache changes no number).
+compile the same tiny programs; the cache changes no number), compiled at XLA's lowest CPU optimisation level.
 
 Under ``CI=true`` a skip that is not on `ALLOWED_SKIPS` fails the run: a missing oracle (PyTorch,
 FunASR, MiniLM's weights) must not turn a parity file into skips while CI stays green.
@@ -13,6 +13,11 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("USE_TF", "0")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "mer_jax_test_jit_cache"))
+# The tests compile hundreds of tiny programs, each run for a few steps: LLVM's optimisations of XLA's CPU
+# code take most of a tiny training's time and buy nothing at these sizes (a 2-epoch demo training from the
+# command line: 51 s at the default level, 31 s at level 0, the same metrics). The commands the tests start
+# inherit it; benchmarks run at the default level.
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 import pytest  # noqa: E402
 from filelock import FileLock  # noqa: E402

@@ -14,8 +14,10 @@ import pytest
 
 from test_cli import TINY, mer_jax_here
 
+# A fresh process in which TensorFlow cannot be imported: inference needs none (tf.data only feeds training).
 LOAD_AND_PREDICT = """
 import json, sys
+sys.modules["tensorflow"] = sys.modules["tensorflow_datasets"] = None  # importing either now raises ImportError
 from mer_jax import EmotionRecognizer
 recognizer = EmotionRecognizer.from_pretrained(sys.argv[1])
 print(json.dumps(recognizer.predict(sys.argv[2] or None, sys.argv[3])))
@@ -28,8 +30,6 @@ def _fresh_process_prediction(folder, wav, text):
                             capture_output=True, text=True, timeout=600, cwd="/")
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 
 
 def test_exported_fused_model_predicts_like_the_run(demo_root, demo_cache, tmp_path):

@@ -10,6 +10,7 @@ is kept for masking).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -138,9 +139,18 @@ def audio_features(utterances: list[Utterance], params: MfccParams, cache_dir=No
     return features
 
 
+@functools.cache
+def _compile_librosa() -> None:
+    """librosa compiles its kernels (numba) on its first call, once per process: before the MFCC bar starts,
+    so that the bar's rate and remaining time are those of the computation."""
+    import librosa  # noqa: PLC0415
+
+    librosa.feature.mfcc(y=np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE).astype(np.float32), sr=SAMPLE_RATE)
+
+
 def _compute(utterances: list[Utterance], params: MfccParams) -> AudioFeatures:
-    if utterances:  # librosa compiles its kernels (numba) on the first call: before the bar, not in its rate
-        mfcc(np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE).astype(np.float32), params)
+    if utterances:
+        _compile_librosa()
     per_utterance = [mfcc(wave, params) for wave in tqdm(waveforms([u.audio_path for u in utterances]),
                                                         total=len(utterances), desc="MFCC", unit="utt", leave=False)]
     if not per_utterance:  # a process's empty share
