@@ -16,7 +16,10 @@ from mer_jax.training.experiment import load_experiment_data
 from mer_jax.training.loop import build_trainable, prepare_fold_data
 
 SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])  # tests/, for float32.py
     import jax, numpy as np, optax
+    from float32 import assert_float32_close
     from mer_jax.config import base_config
     from mer_jax.models.registry import build_model
     from mer_jax.training import sharding
@@ -62,8 +65,8 @@ SCRIPT = textwrap.dedent("""
     assert measured[0][:, 1].min() > 0.1  # a gradient to compare
     np.testing.assert_allclose(measured[1], measured[0], rtol=1e-5)
     assert len(moments[0]) == len(moments[1]) > 0
-    for a, b in zip(*moments):  # mu ~ g, nu ~ g^2 of every parameter
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-8)
+    for a, b in zip(*moments):  # mu ~ g, nu ~ g^2 of every parameter (a summed gradient: 4 and 16 times)
+        assert_float32_close(b, a)
     diffs = [float(np.abs(a - b).max()) for a, b in zip(*results)]
     print("max diff", max(diffs))
     assert max(diffs) < 1e-5, max(diffs)
@@ -72,7 +75,8 @@ SCRIPT = textwrap.dedent("""
 
 def test_four_devices_give_the_same_parameters_as_one():
     env = dict(os.environ, XLA_FLAGS=f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-c", SCRIPT, os.path.dirname(__file__)], env=env, capture_output=True,
+                            text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max diff" in result.stdout
 
