@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import os
 import pathlib
+import signal
 import sys
 import textwrap
 
@@ -519,6 +520,8 @@ COMMANDS = {
 
 def run() -> None:
     """Console entry point."""
+    if hasattr(signal, "SIGPIPE"):  # `mer-jax config ... | head` stops quietly when head has read enough
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     app.run(main, flags_parser=_parse_flags)
 
 
