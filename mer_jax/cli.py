@@ -21,6 +21,8 @@ os.environ.setdefault("USE_TF", "0")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from mer_jax.config import override_field  # noqa: E402
+
 config_flags.DEFINE_config_file("config", None, "The experiment: a config file, or a built-in config's name "
                                 "(mer-jax configs lists them); then --config.section.field=value overrides.",
                                 lock_config=True)
@@ -65,8 +67,13 @@ class Command:
     example: str
 
     @property
+    def paragraphs(self) -> list[str]:
+        """Its docstring's paragraphs, each on one line, as the help prints them."""
+        return [" ".join(paragraph.split()).replace("``", "") for paragraph in self.run.__doc__.split("\n\n")]
+
+    @property
     def summary(self) -> str:
-        return " ".join(self.run.__doc__.split("\n\n")[0].split()).replace("``", "")
+        return self.paragraphs[0]
 
 
 def _help(command: str | None) -> str:
@@ -84,8 +91,8 @@ def _help(command: str | None) -> str:
                   "--config=X prints every field).", "Other flags: --version, --helpfull (absl's full list)."]
         return "\n".join(lines)
     spec = COMMANDS[command]
-    lines = [f"usage: {spec.usage}", "", *(textwrap.fill(" ".join(paragraph.split()).replace("``", ""), 100) + "\n"
-                                          for paragraph in spec.run.__doc__.split("\n\n")), "flags:"]
+    lines = [f"usage: {spec.usage}", "", *(textwrap.fill(paragraph, 100) + "\n" for paragraph in spec.paragraphs),
+             "flags:"]
     for name in spec.flags:
         flag = FLAGS[name]
         default = "" if flag.default in (None, "", False) or name == "config" else f" (default: {flag.default_as_str})"
@@ -274,7 +281,7 @@ def table() -> None:
             continue
         row = [f"--config.{k}={v!r}" if isinstance(v, tuple) else f"--config.{k}={v}" for k, v in overrides.items()]
         print(f"=== {label}: {workdir / name}", flush=True)
-        replaced = [o for o in applies[name] if _field(o) in overrides]
+        replaced = [o for o in applies[name] if override_field(o) in overrides]
         if replaced:
             print(f"note: {' '.join(replaced)} replaces the row's own setting", flush=True)
         done = subprocess.run([sys.executable, "-m", "mer_jax.cli", "train", f"--config={configs[name]}",
@@ -286,16 +293,11 @@ def table() -> None:
     print("\n" + text)
 
 
-def _field(override: str) -> str:
-    """The field ``a.b`` an override ``--config.a.b=value`` sets."""
-    return override.removeprefix("--config.").split("=", 1)[0]
-
-
 def _has_field(config, override: str) -> bool:
     """Whether `config` has the field an override ``--config.a.b=value`` sets (table overrides apply to
     the rows whose config has it, e.g. LPGNet's model.hidden but not the linear baseline's)."""
     node = config
-    for part in _field(override).split("."):
+    for part in override_field(override).split("."):
         if not hasattr(node, "keys") or part not in node:
             return False
         node = node[part]

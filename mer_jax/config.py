@@ -262,11 +262,16 @@ def _same_fields(section: str, values, defaults: dict) -> None:
                          f"start from base_config({values['name']!r}) or that model's config file")
 
 
+def override_field(override: str) -> str:
+    """The field ``a.b`` an override ``--config.a.b=value`` sets."""
+    return override.removeprefix("--config.").split("=", 1)[0]
+
+
 def apply_overrides(config, overrides: list[str], allowed: tuple[str, ...]) -> None:
     """Set ``--config.section.field=value`` overrides on a loaded config, each value parsed as the field's
     type; a field outside `allowed` (e.g. one that changes the trained model) is refused."""
     for override in overrides:
-        field, _, text = override.removeprefix("--config.").partition("=")
+        field, text = override_field(override), override.partition("=")[2]
         if field not in allowed:
             raise ConfigError(f"{override}: only {', '.join(allowed)} can change here (where the data lives now); "
                               "the other fields made the trained model")
