@@ -38,7 +38,8 @@ flags.DEFINE_integer("process_id", None, "--distributed: this process's index, 0
 flags.DEFINE_string("table", None, "A paper table (configs/tables/), e.g. lpgnet_table3.")
 flags.DEFINE_list("rows", None, "Train only these rows (names as in the table module); the others are listed "
                   "from earlier runs, or as not run.")
-flags.DEFINE_string("audio", None, "An audio file (any format and sample rate that soundfile / librosa read).")
+flags.DEFINE_string("audio", None, "An audio file (any format and sample rate that soundfile / librosa read); "
+                    "predict: or a folder of them.")
 flags.DEFINE_string("text", None, "Its transcript.")
 flags.DEFINE_string("utterance", None, "An utterance id of the run's corpus.")
 flags.DEFINE_bool("top_tokens", False, "The most attended tokens of each class over the run's test part.")
@@ -46,6 +47,14 @@ flags.DEFINE_string("out", None, "attention: output folder (default <workdir>/at
                     "predict --manifest: the predictions CSV; export: the model folder.")
 flags.DEFINE_string("manifest", None, "A CSV with columns audio and/or text (and optionally id), one utterance "
                     "per row; audio paths relative to the CSV's folder.")
+flags.DEFINE_string("transcripts", None, "--audio=FOLDER: a CSV with columns audio (paths relative to the folder) "
+                    "and text (default: a .txt file beside each audio file).")
+flags.DEFINE_string("format", None, "predict: csv, json or jsonl (default: csv for many utterances, a readable line "
+                    "for one); export: folder, or savedmodel (the folder plus a TensorFlow SavedModel in it).")
+flags.DEFINE_string("push_to_hub", None, "export: also upload the folder to this Hugging Face Hub model id (user/name).")
+flags.DEFINE_string("model", None, "serve: a run, an exported model folder or the Hub id of one.")
+flags.DEFINE_string("host", "127.0.0.1", "serve: the address to listen on (0.0.0.0: every network interface).")
+flags.DEFINE_integer("port", 7860, "serve: the port.")
 flags.DEFINE_string("corpus", None, "Score the run on every utterance of this corpus instead (cross-corpus).")
 flags.DEFINE_string("root", None, "--corpus: the corpus' folder.")
 flags.DEFINE_string("label_map", "", "--corpus: code=class,... mapping its labels onto the run's classes "
@@ -344,59 +353,108 @@ def evaluate() -> None:
 
 
 def predict() -> None:
-    """Predict the emotion of one utterance, or of every row of a CSV.
+    """Predict the emotion of one utterance, of every audio file under a folder, or of every row of a CSV.
 
-    One utterance (--audio, --text), or every row of a --manifest CSV into an --out CSV; --workdir is a
-    run or an exported model folder."""
-    import csv  # noqa: PLC0415
-
+    One utterance (--audio=FILE, --text), every audio file under --audio=FOLDER (transcripts from a .txt file
+    beside each, or from --transcripts=CSV), or every row of a --manifest CSV; many go to --out (or the
+    terminal) as CSV (label codes in the columns), JSON or JSON lines. --workdir is a run, an exported model
+    folder or the Hub id of one."""
     from mer_jax.errors import InputError  # noqa: PLC0415
-    from mer_jax.inference import WEIGHTS, EmotionRecognizer  # noqa: PLC0415
+    from mer_jax.inference import EmotionRecognizer, folder_items, manifest_items  # noqa: PLC0415
 
+    _check_format(("csv", "json", "jsonl"))
     if FLAGS.manifest is None and FLAGS.text is None and FLAGS.audio is None:
-        raise app.UsageError("predict needs --audio and/or --text, or --manifest and --out")
-    if FLAGS.manifest is not None and FLAGS.out is None:
-        raise app.UsageError("predict --manifest needs --out (the predictions CSV)")
-    workdir = _workdir()
-    recognizer = (EmotionRecognizer.from_pretrained(workdir) if (workdir / WEIGHTS).exists()
-                  else EmotionRecognizer.from_run(workdir))
-    if FLAGS.manifest is None:
+        raise app.UsageError("predict needs --audio and/or --text, or --audio=FOLDER, or --manifest")
+    if FLAGS.transcripts is not None and not (FLAGS.audio and pathlib.Path(FLAGS.audio).is_dir()):
+        raise app.UsageError("--transcripts goes with --audio=FOLDER")
+    if FLAGS.manifest is not None:
+        source, items = f"{FLAGS.manifest} (item k is row k, on line k + 1)", manifest_items(FLAGS.manifest)
+    elif FLAGS.audio is not None and pathlib.Path(FLAGS.audio).is_dir():
+        if FLAGS.text is not None:
+            raise app.UsageError("--audio=FOLDER takes transcripts from .txt files beside the audio or "
+                                 "--transcripts=CSV, not --text")
+        source, items = FLAGS.audio, folder_items(FLAGS.audio, FLAGS.transcripts)
+    else:
+        source, items = None, None
+    recognizer = EmotionRecognizer.load(_workdir())
+    if items is None:
         result = recognizer.predict(FLAGS.audio, FLAGS.text or "")
-        print(f"{result['label']}  (" + ", ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items()) + ")")
+        if FLAGS.format is None:
+            print(f"{result['label']}  (" + ", ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items()) + ")")
+        else:
+            _write_predictions([result], recognizer, None)
         return
-    manifest = pathlib.Path(FLAGS.manifest)
-    with open(manifest, newline="", encoding="utf-8-sig") as f:  # a BOM (Excel's CSVs) is not part of the header
-        rows = list(csv.DictReader(f))
-    if not rows or not {"audio", "text"} & set(rows[0]):
-        raise FileNotFoundError(f"{manifest}: needs a header with an audio and/or a text column, and rows")
-    # audio paths are relative to the manifest's folder, as in training manifests
-    items = [(str(manifest.parent / row["audio"]) if row.get("audio") else None, row.get("text") or "") for row in rows]
-    classes = recognizer.label_set.classes
-    out, partial = pathlib.Path(FLAGS.out), pathlib.Path(f"{FLAGS.out}.partial")
-    with open(partial, "w", newline="") as f:  # renamed into place once every row is scored: a failure keeps an older --out
-        writer = csv.writer(f)
-        writer.writerow(["id", "label", *classes])
-        try:
-            for k, probabilities in enumerate(recognizer.predict_files(items)):
-                writer.writerow([rows[k].get("id") or k, max(probabilities, key=probabilities.get),
-                                 *(f"{probabilities[c]:.6f}" for c in classes)])
-        except InputError as e:
-            partial.unlink()
-            raise InputError(f"{manifest} (item k is row k, on line k + 1): {e}") from None
+    try:
+        results = recognizer.predict(items)
+    except InputError as e:
+        raise InputError(f"{source}: {e}") from None
+    _write_predictions(results, recognizer, FLAGS.out)
+    if FLAGS.out is not None:
+        print(f"{len(results)} prediction(s) written to {FLAGS.out}")
+
+
+def _write_predictions(results: list[dict], recognizer, out: str | None) -> None:
+    """--format csv (id, readable label, label code, one probability column per label code), json or jsonl, into
+    `out` (written beside it and renamed into place: a failure keeps an older file) or the terminal."""
+    import csv  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    text = io.StringIO()
+    fmt = FLAGS.format or "csv"
+    if fmt == "csv":
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["id", "label", "code", *recognizer.label_set.classes])
+        writer.writerows([r["id"], r["label"], r["code"], *(f"{r['probabilities'][name]:.6f}"
+                                                              for name in recognizer.class_names)] for r in results)
+    elif fmt == "json":
+        text.write(json.dumps(results, indent=2) + "\n")
+    else:
+        text.writelines(json.dumps(r) + "\n" for r in results)
+    if out is None:
+        sys.stdout.write(text.getvalue())
+        return
+    partial = pathlib.Path(f"{out}.partial")
+    partial.write_text(text.getvalue(), encoding="utf-8")
     partial.replace(out)
-    print(f"{len(items)} prediction(s) written to {out}")
+
+
+def _check_format(known: tuple[str, ...]) -> None:
+    if FLAGS.format is not None and FLAGS.format not in known:
+        raise app.UsageError(f"--format={FLAGS.format}: one of {', '.join(known)}")
 
 
 def export() -> None:
     """Export a run's model as a self-contained folder (EmotionRecognizer.from_pretrained loads it).
 
-    The folder holds the config, the tokenizer, safetensors weights and a model card."""
-    from mer_jax.inference import export_run  # noqa: PLC0415
+    The folder holds the config (with the Hub's id2label), the tokenizer, safetensors weights and a model card;
+    --format=savedmodel adds a TensorFlow SavedModel (TF Serving, TFLite: no JAX needed) in its savedmodel/
+    folder; --push_to_hub=user/name uploads the folder to the Hugging Face Hub."""
+    from mer_jax.inference import export_run, push_to_hub  # noqa: PLC0415
 
+    _check_format(("folder", "savedmodel"))
     if FLAGS.out is None:
         raise app.UsageError("export needs --out (the folder to write)")
     out = export_run(_workdir(), FLAGS.out, FLAGS.seed_index)
     print(f"exported to {out}; load it with mer_jax.EmotionRecognizer.from_pretrained({str(out)!r})")
+    if FLAGS.format == "savedmodel":
+        from mer_jax.savedmodel import export_savedmodel  # noqa: PLC0415
+
+        print(f"TensorFlow SavedModel: {export_savedmodel(out)}")
+    if FLAGS.push_to_hub is not None:
+        print(f"uploaded: {push_to_hub(out, FLAGS.push_to_hub)}; load it with "
+              f"mer_jax.EmotionRecognizer.from_pretrained({FLAGS.push_to_hub!r})")
+
+
+def serve() -> None:
+    """Serve a model on a web page (record or upload speech, type its transcript) and an HTTP API.
+
+    Needs the serve extra: pip install "mer_jax[serve]". Scripts call the API with gradio_client (docs/serving.md)."""
+    from mer_jax.serve import serve as serve_model  # noqa: PLC0415
+
+    if FLAGS.model is None:
+        raise app.UsageError("serve needs --model (a run, an exported model folder or a Hub id)")
+    serve_model(FLAGS.model, host=FLAGS.host, port=FLAGS.port)
 
 
 def attention() -> None:
@@ -432,20 +490,21 @@ def attention() -> None:
     if FLAGS.utterance is not None:
         from mer_jax.data.corpora import read_corpus  # noqa: PLC0415
 
-        predictor = EmotionRecognizer.from_run(workdir)
+        predictor = EmotionRecognizer.load(workdir)
         utterances, _ = read_corpus(predictor.config.data)
         found = next((u for u in utterances if u.utterance_id == FLAGS.utterance), None)
         if found is None:
             raise app.UsageError(f"no utterance {FLAGS.utterance!r} in {predictor.config.data.root}")
         item, name = (found.audio_path, found.transcript), FLAGS.utterance
     elif FLAGS.audio is not None and FLAGS.text is not None:
-        predictor = EmotionRecognizer.from_run(workdir)
+        predictor = EmotionRecognizer.load(workdir)
         item, name = (FLAGS.audio, FLAGS.text), pathlib.Path(FLAGS.audio).stem
     else:
         raise app.UsageError("attention needs --utterance=ID, or --audio and --text, or --top_tokens")
-    (_, weights, tokens), = maps.attention_of(predictor, predictor.examples_of_files([item]))
+    result = predictor.predict(*item, attention=True)
     frame_seconds = predictor.config.features.hop_length / SAMPLE_RATE
-    paths = maps.write_utterance_attention(weights, tokens, FLAGS.out or workdir / "attention" / name, title=name,
+    out = FLAGS.out or (workdir if workdir.is_dir() else pathlib.Path()) / "attention" / name  # a Hub id: here
+    paths = maps.write_utterance_attention(result["attention"], result["tokens"], out, title=name,
                                            frame_seconds=frame_seconds)
     print("wrote " + ", ".join(map(str, paths)))
 
@@ -504,11 +563,16 @@ COMMANDS = {
                         "mer-jax evaluate --workdir=runs/demo/audio_text --corpus=emodb --root=data/emodb "
                         "--label_map=anger=ang,happiness=hap,neutral=neu,sadness=sad"),
     "predict": Command(predict, "mer-jax predict --workdir=RUN_OR_MODEL (--audio=a.wav --text=\"...\" | "
-                       "--manifest=items.csv --out=predictions.csv)", ("workdir", "audio", "text", "manifest", "out"),
+                       "--audio=FOLDER [--transcripts=t.csv] | --manifest=items.csv) [--out=FILE] "
+                       "[--format=csv|json|jsonl]",
+                       ("workdir", "audio", "text", "transcripts", "manifest", "out", "format"),
                        'mer-jax predict --workdir=runs/demo/audio_text --audio=hello.wav --text="I love the new job."'),
-    "export": Command(export, "mer-jax export --workdir=RUN --out=DIR [--seed_index=K]", ("workdir", "out", "seed_index"),
+    "export": Command(export, "mer-jax export --workdir=RUN --out=DIR [--seed_index=K] [--format=folder|savedmodel] "
+                      "[--push_to_hub=user/name]", ("workdir", "out", "seed_index", "format", "push_to_hub"),
                       "mer-jax export --workdir=runs/demo/audio_text --out=models/demo"),
-    "attention": Command(attention, "mer-jax attention --workdir=RUN (--utterance=ID | --audio=a.wav --text=\"...\" | "
+    "serve": Command(serve, "mer-jax serve --model=RUN_OR_MODEL [--host=127.0.0.1] [--port=7860]",
+                     ("model", "host", "port"), "mer-jax serve --model=models/demo"),
+    "attention": Command(attention, "mer-jax attention --workdir=RUN_OR_MODEL (--utterance=ID | --audio=a.wav --text=\"...\" | "
                          "--top_tokens) [--out=DIR]", ("workdir", "utterance", "audio", "text", "top_tokens", "out"),
                          "mer-jax attention --workdir=runs/demo/audio_text --top_tokens"),
     "configs": Command(configs, "mer-jax configs", (), "mer-jax configs"),

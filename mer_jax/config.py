@@ -157,6 +157,10 @@ def base_config(model: str = "dynamic_fusion") -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(c)
 
 
+# An exported model's config.json holds the Hub's label maps beside the run config.
+HUB_LABEL_MAPS = ("id2label", "label2id")
+
+
 def load_run_config(path) -> ml_collections.ConfigDict:
     """The config a run saved (``config.json``), on top of today's defaults, so older runs still load."""
     import json  # noqa: PLC0415
@@ -164,6 +168,8 @@ def load_run_config(path) -> ml_collections.ConfigDict:
     saved = json.loads(pathlib.Path(path).read_text())
     config = base_config(saved.get("model", {}).get("name", "dynamic_fusion"))
     for key, value in saved.items():
+        if key in HUB_LABEL_MAPS:
+            continue
         if isinstance(value, dict):
             config[key].update(value)
         else:

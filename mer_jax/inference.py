@@ -1,8 +1,10 @@
 """Load a trained run (or an exported model) and predict emotions; export a run as a self-contained folder.
 
-    recognizer = EmotionRecognizer.from_run("runs/demo/audio_text")
-    recognizer.predict("hello.wav", "I love the new job!")   # -> {"label": ..., "probabilities": {...}}
-    export_run("runs/demo/audio_text", "exported/demo")      # then EmotionRecognizer.from_pretrained("exported/demo")
+    recognizer = EmotionRecognizer.load("runs/demo/audio_text")  # a run, an exported folder, or a Hub id
+    recognizer.predict("hello.wav", "I love the new job!")      # -> {"id": ..., "label": ..., "probabilities": {...}}
+    recognizer.predict([("a.wav", "..."), ("b.wav", "...")])     # -> one such dict per item, scored in batches
+    export_run("runs/demo/audio_text", "exported/demo")         # then EmotionRecognizer.from_pretrained("exported/demo")
+    push_to_hub("exported/demo", "user/mer-jax-demo")           # then EmotionRecognizer.from_pretrained("user/mer-jax-demo")
 
 TensorFlow is not needed: batches are built with numpy.
 """
@@ -10,6 +12,7 @@ TensorFlow is not needed: batches are built with numpy.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -19,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mer_jax.config import FOLDER_FIELDS, apply_overrides, load_run_config
-from mer_jax.data.audio import SAMPLE_RATE, load_audio
+from mer_jax.data.audio import AUDIO_SUFFIXES, SAMPLE_RATE, load_audio
 from mer_jax.data.examples import Examples, numpy_batches, utterance_examples
 from mer_jax.data.features import AudioFeatures, MfccParams, mfcc, normalize_per_speaker
 from mer_jax.data.labels import get_label_set, label_set_of
@@ -44,6 +47,24 @@ SPEECH_ENCODER = "speech_encoder"  # an exported model's speech-encoder configs,
 
 
 Audio = str | os.PathLike | np.ndarray | None  # a file, or a waveform (samples,) or (samples, channels)
+Item = tuple[Audio, str] | dict  # (audio, transcript), or {"audio": ..., "text": ..., "id": ...}
+# Prediction pads each batch to the smallest of BATCH_SIZES that holds it and its frames, samples and tokens to
+# the shortest of these fractions of their full sizes that holds them: short inputs do not pay for the longest,
+# and a server compiles at most 3 x 3 shapes.
+PREDICTION_BUCKETS = (0.25, 0.5, 1.0)
+BATCH_SIZES = (1, 8, 32)
+
+
+def _item(item: Item, k: int) -> tuple[str | int, Audio, str]:
+    """(id, audio, transcript) of a prediction input: its ``id``, else its audio file's path, else its place."""
+    if isinstance(item, dict):
+        audio, text = item.get("audio"), item.get("text") or ""
+        given = item.get("id")
+    else:
+        (audio, text), given = item, None
+    if given is None:
+        given = str(audio) if isinstance(audio, str | os.PathLike) else k
+    return given, audio, text or ""
 
 
 def _waveform(audio: Audio, params: MfccParams, sample_rate: int) -> np.ndarray:
@@ -80,6 +101,50 @@ def _waveform(audio: Audio, params: MfccParams, sample_rate: int) -> np.ndarray:
     return wave
 
 
+def folder_items(folder, transcripts=None) -> list[dict]:
+    """Every audio file under `folder` (recursively, sorted) as a prediction item, its id the path relative to
+    `folder`; its transcript from `transcripts` (a CSV with columns ``audio``, a path relative to `folder`, and
+    ``text``) or else from a ``.txt`` file of the same name beside it (empty when neither has one)."""
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(f"{folder}: no audio files ({', '.join(AUDIO_SUFFIXES)}) under it")
+    given = {}
+    if transcripts is not None:
+        rows = manifest_items(transcripts)
+        if any(not isinstance(row["audio"], str) for row in rows):
+            raise InputError(f"{transcripts}: every row needs an audio column (the file's path under {folder})")
+        given = {pathlib.Path(row["audio"]).resolve(): row["text"] for row in rows}
+        unknown = sorted(str(path) for path in given if path not in {f.resolve() for f in files})
+        if unknown:
+            raise InputError(f"{transcripts}: names {len(unknown)} file(s) that are not audio under {folder}, "
+                             f"e.g. {unknown[0]}")
+    items = []
+    for path in files:
+        sidecar = path.with_suffix(".txt")
+        text = given.get(path.resolve(), sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else "")
+        items.append({"id": path.relative_to(folder).as_posix(), "audio": str(path), "text": text})
+    return items
+
+
+def manifest_items(manifest) -> list[dict]:
+    """The rows of a CSV with columns ``audio`` (paths relative to the CSV's folder, as in training manifests)
+    and/or ``text``, and optionally ``id``, as prediction items (id: the row's, else its place)."""
+    import csv  # noqa: PLC0415
+
+    manifest = pathlib.Path(manifest)
+    if not manifest.is_file():
+        raise InputError(f"{manifest}: no such file")
+    with open(manifest, newline="", encoding="utf-8-sig") as f:  # a BOM (Excel's CSVs) is not part of the header
+        rows = list(csv.DictReader(f))
+    if not rows or not {"audio", "text"} & set(rows[0]):
+        raise InputError(f"{manifest}: needs a header with an audio and/or a text column, and rows")
+    return [{"id": row.get("id") or k, "audio": str(manifest.parent / row["audio"]) if row.get("audio") else None,
+             "text": row.get("text") or ""} for k, row in enumerate(rows)]
+
+
 def _names(tree) -> list[str]:
     """The path of every array of a state tree, e.g. ``bilstm/recurrence/kernel``."""
     return ["/".join(str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey))
@@ -102,18 +167,39 @@ def _filled(tree, arrays: dict[str, np.ndarray], source):
 class EmotionRecognizer:
     """A trained model with its tokenizer and label set, ready to score utterances.
 
-        recognizer = EmotionRecognizer.from_run("runs/demo/audio_text")  # or .from_pretrained(exported folder)
-        recognizer.predict("hello.wav", "I love the new job!")          # {"label": ..., "probabilities": {...}}
-        recognizer.predict(waveform, "...", sample_rate=44100)          # an array: any rate, mono or (n, channels)
+        recognizer = EmotionRecognizer.load("runs/demo/audio_text")  # a run, an exported folder or a Hub id
+        recognizer.predict("hello.wav", "I love the new job!")      # {"id", "label", "code", "probabilities"}
+        recognizer.predict(waveform, "...", sample_rate=44100)      # an array: any rate, mono or (n, channels)
+        recognizer.predict([("a.wav", "..."), {"id": "b", "audio": "b.wav", "text": "..."}])  # many, batched
     """
 
     def __init__(self, config, tokenizer, split_model: SplitModel, params, other):
         self.config = config
         self.tokenizer = tokenizer
         self.label_set = get_label_set(config.data.label_set)
-        self._split, self._params, self._other = split_model, params, other
+        self.split_model, self.params, self.other = split_model, params, other
         self._eval_step = make_eval_step(split_model)
         self._forward = None
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """What the model reads: ("audio",), ("text",) or ("audio", "text")."""
+        return tuple(get_model_spec(self.config.model.name).modalities(self.config))
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes as people read them, in class order (`label_set.classes` has the corpus' codes)."""
+        return self.label_set.class_names
+
+    @classmethod
+    def load(cls, name_or_path, *, seed_index: int = 0, revision: str | None = None,
+             cache_dir=None) -> "EmotionRecognizer":
+        """A trained run or fold folder (its seed `seed_index`), an exported model folder, or the Hub id of an
+        exported model (at `revision`, cached under `cache_dir`)."""
+        path = pathlib.Path(name_or_path).expanduser()
+        if path.is_dir() and not (path / WEIGHTS).exists():
+            return cls.from_run(path, seed_index)
+        return cls.from_pretrained(name_or_path, revision=revision, cache_dir=cache_dir)
 
     @staticmethod
     def _check_level(config, source) -> None:
@@ -140,16 +226,21 @@ class EmotionRecognizer:
         return cls(config, tokenizer, split, split.params, split.other)
 
     @classmethod
-    def from_pretrained(cls, folder) -> "EmotionRecognizer":
-        """A model `export` wrote: needs nothing but the folder (no run, corpus or encoder checkpoint)."""
+    def from_pretrained(cls, name_or_folder, *, revision: str | None = None, cache_dir=None) -> "EmotionRecognizer":
+        """A model `export` wrote: a folder, or a Hugging Face Hub id (``user/model``, at `revision`, downloaded
+        into or found in `cache_dir`, the Hub's cache by default; ``HF_HUB_OFFLINE=1`` reads the cache only).
+        Needs nothing but the folder: no run, corpus or encoder checkpoint."""
         from safetensors.numpy import load_file  # noqa: PLC0415
         from transformers import AutoTokenizer  # noqa: PLC0415
 
         from mer_jax.encoders import from_config, read_config  # noqa: PLC0415
+        from mer_jax.encoders.checkpoint import hub_folder  # noqa: PLC0415
 
-        folder = pathlib.Path(folder)
+        folder = hub_folder(name_or_folder, revision, cache_dir=cache_dir)
         if not (folder / WEIGHTS).exists() or not (folder / "config.json").exists():
-            raise FileNotFoundError(f"{folder}: not an exported model (needs config.json and {WEIGHTS})")
+            hint = "" if folder == pathlib.Path(name_or_folder).expanduser() else f" (from the Hub's {name_or_folder})"
+            raise FileNotFoundError(f"{folder}{hint}: not an exported model (needs config.json and {WEIGHTS}); "
+                                    "a trained run folder loads with EmotionRecognizer.from_run or .load")
         config = load_run_config(folder / "config.json")
         cls._check_level(config, folder)
         arrays = load_file(str(folder / WEIGHTS))
@@ -174,39 +265,44 @@ class EmotionRecognizer:
         tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer")) if (folder / "tokenizer").exists() else None
         return cls(config, tokenizer, split, params, other)
 
-    def predict(self, audio: Audio = None, text: str = "", *, sample_rate: int = SAMPLE_RATE,
-                attention: bool = False) -> dict:
-        """The label and class probabilities of one utterance: `audio` a file or a waveform at
-        `sample_rate` (an array), `text` its transcript (what the model does not read is ignored).
-        With `attention`, also the fused model's cross-modal attention weights (heads, audio frames,
-        tokens) over the utterance's real frames and tokens."""
-        examples = self.examples_of_files([(audio, text)], sample_rate=sample_rate)
-        probabilities = dict(zip(self.label_set.classes, map(float, self.predict_examples(examples)[0])))
-        result = {"label": max(probabilities, key=probabilities.get), "probabilities": probabilities}
-        if attention:
-            (batch, weights), *_ = self.outputs(examples, "attention")
-            (_, audio_mask), *_ = self.outputs(examples, "audio_mask")
-            frames, tokens = int(audio_mask[0].sum()), int(batch["attention_mask"][0].sum())
-            result["attention"] = weights[0][:, :frames, :tokens]
-        return result
+    def predict(self, audio: Audio | list[Item] = None, text: str = "", *, sample_rate: int = SAMPLE_RATE,
+                attention: bool = False) -> dict | list[dict]:
+        """The emotion of one utterance, or of each of a list of items (scored together, in batches of similar
+        length): ``{"id", "label", "code", "probabilities"}``, the label and the probabilities' keys readable
+        class names, ``code`` the corpus' label code. `audio` is a file or a waveform at `sample_rate` (an array),
+        `text` its transcript (what the model does not read is ignored); an item is ``(audio, text)`` or a dict
+        with ``audio``, ``text`` and ``id`` (the id defaults to the audio file's path, else the item's place).
 
-    def predict_examples(self, examples: Examples, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities of the real utterances of model-ready examples, flattened like
-        ``examples.labels()`` and ``examples.utterance_ids()``: (utterances, num_classes)."""
-        out = [np.asarray(self._eval_step(self._params, self._other, jax.device_put(batch)))
-               for batch in numpy_batches(examples, batch_size)]
-        if not out:
-            return np.zeros((0, self.label_set.num_classes), np.float32)
-        return examples.real(np.concatenate(out)[: len(examples)])
-
-    def predict_files(self, items: list[tuple[Audio, str]], *, sample_rate: int = SAMPLE_RATE) -> list[dict[str, float]]:
-        """Probabilities per class for (audio, transcript) pairs (audio: a file, or an array at `sample_rate`).
-
-        A model trained on speaker-normalised MFCCs needs the items to be several utterances of one
-        speaker: they are normalised together, as that speaker's frames.
+        With `attention` (one utterance, the fused dynamic-fusion model), also its cross-modal attention weights
+        ``attention`` (heads, audio frames, tokens) over its real frames and tokens, and the ``tokens``.
         """
-        probabilities = self.predict_examples(self.examples_of_files(items, sample_rate=sample_rate))
-        return [dict(zip(self.label_set.classes, map(float, p))) for p in probabilities]
+        many = isinstance(audio, list)
+        items = [_item(item, k) for k, item in enumerate(audio if many else [(audio, text)])]
+        examples = self.examples_of_files([(a, t) for _, a, t in items], sample_rate=sample_rate)
+        results = [{"id": given, "label": self.class_names[p.argmax()], "code": self.label_set.classes[p.argmax()],
+                    "probabilities": dict(zip(self.class_names, map(float, p)))}
+                   for (given, _, _), p in zip(items, self.predict_examples(examples))]
+        if attention:
+            from mer_jax.evaluation.attention import attention_of  # noqa: PLC0415
+
+            if many:
+                raise ValueError("predict(..., attention=True) takes one utterance")
+            (_, results[0]["attention"], results[0]["tokens"]), = attention_of(self, examples)
+        return results if many else results[0]
+
+    def predict_examples(self, examples: Examples, batch_size: int = BATCH_SIZES[-1]) -> np.ndarray:
+        """Class probabilities of the real utterances of model-ready examples, flattened like
+        ``examples.labels()`` and ``examples.utterance_ids()``: (utterances, num_classes). Batches of at most
+        `batch_size`, grouped by length (`PREDICTION_BUCKETS`)."""
+        if not len(examples):
+            return np.zeros((0, self.label_set.num_classes), np.float32)
+        shapes = tuple({name: max(1, math.ceil(fraction * size)) for name, size in examples.sizes.items()}
+                       for fraction in PREDICTION_BUCKETS)
+        examples = examples.with_buckets(shapes)
+        size = next((b for b in BATCH_SIZES if b >= len(examples)), batch_size)
+        scored = ((np.asarray(self._eval_step(self.params, self.other, jax.device_put(batch)))[None], batch["index"])
+                  for batch in numpy_batches(examples, min(size, batch_size)))
+        return examples.real(examples.in_order(scored)[0])
 
     def examples_of_files(self, items: list[tuple[Audio, str]], *, sample_rate: int = SAMPLE_RATE) -> Examples:
         """Model-ready examples of (audio, transcript) pairs, featurised as the run's training was.
@@ -251,10 +347,10 @@ class EmotionRecognizer:
         """The model output `name` (e.g. ``attention``) of every example, batch by batch: an iterator of
         (numpy batch, output for its rows), padding rows (index -1) included."""
         if self._forward is None:
-            self._forward = jax.jit(lambda params, other, batch, name: self._split.outputs(params, other, batch)[name],
+            self._forward = jax.jit(lambda params, other, batch, name: self.split_model.outputs(params, other, batch)[name],
                                     static_argnames="name")
         for batch in numpy_batches(examples, batch_size):
-            yield batch, np.asarray(self._forward(self._params, self._other, jax.device_put(batch), name=name))
+            yield batch, np.asarray(self._forward(self.params, self.other, jax.device_put(batch), name=name))
 
 
 def evaluate_run(run_dir, corpus: dict | None = None, overrides=()) -> dict:
@@ -351,10 +447,11 @@ def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
                          f"diverged at epoch {d['epoch']}, step {d['step']}: pick another seed")
     recognizer = EmotionRecognizer.from_run(run_dir, seed_index)
     out.mkdir(parents=True, exist_ok=True)
-    arrays = {f"params/{n}": np.asarray(a, np.float32) for n, a in zip(_names(recognizer._params),
-                                                                       jax.tree.leaves(recognizer._params))}
-    arrays |= {f"state/{n}": np.asarray(a) for n, a in zip(_names(recognizer._other), jax.tree.leaves(recognizer._other))}
+    arrays = {f"params/{n}": np.asarray(a, np.float32) for n, a in zip(_names(recognizer.params),
+                                                                       jax.tree.leaves(recognizer.params))}
+    arrays |= {f"state/{n}": np.asarray(a) for n, a in zip(_names(recognizer.other), jax.tree.leaves(recognizer.other))}
     save_file(arrays, str(out / WEIGHTS))
+    (out / WEIGHTS).chmod(0o644)  # safetensors writes through a private temporary file; others may read the model
     shutil.copy(run_dir / SIZES, out / SIZES)
     if recognizer.tokenizer is not None:
         recognizer.tokenizer.save_pretrained(str(out / "tokenizer"))
@@ -366,26 +463,93 @@ def export_run(run_dir, out, seed_index: int | None = None) -> pathlib.Path:
     if "audio" in modalities and config.audio.encoder != "mfcc":
         save_configs(config.audio.encoder, out / SPEECH_ENCODER)
         exported.audio.encoder = SPEECH_ENCODER  # rebuilt from these configs; its weights are in model.safetensors
-    (out / "config.json").write_text(exported.to_json(indent=2))
-    (out / "README.md").write_text(_model_card(run_dir, config, fold, seeds[run_seeds(config)[seed_index]],
-                                               recognizer.label_set.classes))
+    names = recognizer.class_names  # the Hub's label maps beside the run config (load_run_config skips them)
+    hub_labels = {"id2label": dict(enumerate(names)), "label2id": {name: k for k, name in enumerate(names)}}
+    (out / "config.json").write_text(json.dumps({**json.loads(exported.to_json()), **hub_labels}, indent=2))
+    (out / "README.md").write_text(_model_card(run_dir, config, fold, seeds[run_seeds(config)[seed_index]], names))
     return out
 
 
-def _model_card(run_dir: pathlib.Path, config, fold: dict, seed: dict, classes) -> str:
-    test = seed["test"]
+def push_to_hub(folder, repo_id: str, *, private: bool = False, token: str | None = None,
+                revision: str | None = None) -> str:
+    """Upload an exported model folder to the Hugging Face Hub as the model `repo_id` (created if it does not
+    exist; `token` defaults to ``huggingface-cli login``'s); returns the commit's URL. Then anyone loads it with
+    ``EmotionRecognizer.from_pretrained(repo_id)``."""
+    from huggingface_hub import HfApi  # noqa: PLC0415
+
+    folder = pathlib.Path(folder)
+    if not (folder / WEIGHTS).exists() or not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{folder}: not an exported model (needs config.json and {WEIGHTS}); "
+                                "write one with mer-jax export")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    return str(api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", revision=revision,
+                                 commit_message="Upload a mer_jax emotion recogniser"))
+
+
+LICENSE = "apache-2.0"  # mer_jax's own; a model trained on a licensed corpus may carry that corpus' terms too
+CORPUS_CARDS = {  # data.corpus -> (what the card calls it, its Hub dataset id when it has one)
+    "iemocap": ("IEMOCAP (USC SAIL; licence-restricted)", None),
+    "emodb": ("EmoDB (Berlin Database of Emotional Speech)", None),
+    "ravdess": ("RAVDESS", None),
+    "cremad": ("CREMA-D", None),
+    "meld": ("MELD", "declare-lab/MELD"),
+}
+
+
+def _model_card(run_dir: pathlib.Path, config, fold: dict, seed: dict, class_names) -> str:
+    """README.md in the Hub's model-card format: metadata (license, datasets, metrics, pipeline tag, the
+    model-index with this model's test numbers and protocol), then intended use, limitations and how to load."""
+    import yaml  # noqa: PLC0415
+
+    from mer_jax.data.demo import is_demo_corpus  # noqa: PLC0415
+
+    test, protocol = seed["test"], fold["protocol"]
+    demo = config.data.corpus == "iemocap" and is_demo_corpus(config.data.root)
+    corpus, dataset = (("mer_jax's synthetic demo corpus (IEMOCAP's folder layout, generated audio and template "
+                        "sentences; NOT IEMOCAP)", None) if demo else CORPUS_CARDS.get(config.data.corpus,
+                                                                                        (config.data.corpus, None)))
+    title = f"{config.model.name} ({config.model.modalities}) emotion recogniser"
+    metrics = [("accuracy", "wa", "WA (weighted accuracy)"), ("recall", "ua", "UA (unweighted accuracy)"),
+               ("f1", "weighted_f1", "weighted F1"), ("f1", "macro_f1", "macro F1")]
+    metadata = {
+        "library_name": "mer_jax", "license": LICENSE, "pipeline_tag": "audio-classification",
+        "tags": ["emotion-recognition", "speech-emotion-recognition", "multimodal", "jax", "flax"],
+        **({"datasets": [dataset]} if dataset else {}),
+        "metrics": sorted({kind for kind, _, _ in metrics}),
+        "model-index": [{"name": title, "results": [{
+            "task": {"type": "audio-classification", "name": f"emotion recognition ({config.model.modalities})"},
+            "dataset": {"type": dataset or config.data.corpus, "name": corpus,
+                        "split": f"test: {protocol}"},
+            "metrics": [{"type": kind, "value": round(float(test[key]), 4), "name": name}
+                        for kind, key, name in metrics]}]}],
+    }
     report = (run_dir / "report.txt") if (run_dir / "report.txt").exists() else run_dir.parent / "report.txt"
+    reads = {"audio": "speech", "text": "its transcript", "audio+text": "speech and its transcript"}[config.model.modalities]
     return "\n".join([
-        "---", "library_name: mer_jax", "tags: [emotion-recognition, speech, text, jax, flax]", "---", "",
-        f"# {config.model.name} ({config.model.modalities}) emotion recogniser, exported from `{run_dir}`", "",
-        f"Classes: {', '.join(classes)} (label set {config.data.label_set}). Trained on {config.data.corpus} "
-        f"(`{config.data.root}`), protocol {fold['protocol']}; checkpoint chosen by validation "
-        f"{config.train.select_metric}; seed {seed.get('seed', config.seed)}, best epoch {seed.get('best_epoch', '?')}. "
-        f"Text encoder: {config.text.encoder}.", "",
+        "---", yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip(), "---", "",
+        f"# {title}", "",
+        f"Reads {reads} and says which of {len(class_names)} emotions it expresses: {', '.join(class_names)} "
+        f"(label set {config.data.label_set}). Trained with [mer_jax](https://github.com/mer-jax/mer_jax) on "
+        f"{corpus}, protocol {protocol}; checkpoint chosen by validation {config.train.select_metric}; "
+        f"seed {seed.get('seed', config.seed)}, best epoch {seed.get('best_epoch', '?')}. "
+        f"Text encoder: {config.text.encoder}; audio: {config.audio.encoder}.", "",
         "| test | WA | UA | weighted F1 | macro F1 |", "|---|---|---|---|---|",
         f"| {fold['sizes']['test']} utterances | {test['wa']:.4f} | {test['ua']:.4f} | {test['weighted_f1']:.4f} | "
         f"{test['macro_f1']:.4f} |", "",
+        "## Intended use and limitations", "",
+        "For research on emotion recognition from speech and text: scoring utterances like those it was trained "
+        "on. Its numbers hold for its training corpus and protocol only: acted or scripted speech, one language, "
+        "a handful of speakers; expect lower accuracy on other speakers, languages, microphones and spontaneous "
+        "speech, and on transcripts from a speech recogniser where it was trained on gold ones. Emotion labels "
+        "are annotators' judgements, not what a speaker felt; do not use it to make decisions about people."
+        + (" This model was trained on synthetic data: it demonstrates the tools and recognises nothing real."
+           if demo else ""), "",
+        "## How to use", "",
         "```python", "from mer_jax import EmotionRecognizer", "",
-        "recognizer = EmotionRecognizer.from_pretrained(\"path/to/this/folder\")",
-        "recognizer.predict(\"utterance.wav\", \"its transcript\")  # {'label': ..., 'probabilities': {...}}", "```",
-        "", "The run's report:", "", "```", report.read_text().strip() if report.exists() else "(none)", "```", ""])
+        "recognizer = EmotionRecognizer.from_pretrained(\"path/or/hub-id\")",
+        "recognizer.predict(\"utterance.wav\", \"its transcript\")  # {'label': ..., 'probabilities': {...}, ...}",
+        "```", "",
+        "or `mer-jax predict --workdir=path/to/this/folder --audio=utterance.wav --text=\"...\"`, "
+        "`mer-jax serve --model=path/to/this/folder`.", "",
+        "## The run's report", "", "```", report.read_text().strip() if report.exists() else "(none)", "```", ""])

@@ -82,3 +82,27 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):  # a module-level pytest.importorskip skips at collection
     outcome = yield
     _refuse_unlisted_skip(outcome.get_result())
+
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, demo_root, demo_cache):
+    """One tiny fused (audio + text) dynamic-fusion run on `demo_root` (test_cli's TINY settings), trained once
+    per test run and shared by the tests that need a trained model but not a training of their own. Read it,
+    never write into it (copy it first)."""
+    from test_cli import TINY, mer_jax_here
+
+    def train(path):
+        result = mer_jax_here("train", "--config=configs/demo.py", f"--workdir={path / 'run'}",
+                              f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}", *TINY)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return _shared_path(tmp_path_factory, "demo_run", train) / "run"
+
+
+@pytest.fixture(scope="session")
+def demo_model(tmp_path_factory, demo_run):
+    """`demo_run` exported (`mer-jax export`): a folder `EmotionRecognizer.from_pretrained` loads. Read only."""
+    from mer_jax.inference import export_run
+
+    return _shared_path(tmp_path_factory, "demo_model", lambda path: export_run(demo_run, path / "model")) / "model"

@@ -90,7 +90,7 @@ def test_two_processes_train_like_one(demo_root, tmp_path):
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
     assert first["folds"][0]["best_epoch"] == second["folds"][0]["best_epoch"]
     assert first["folds"][0]["sizes"] == second["folds"][0]["sizes"]
-    params = [jax.tree.leaves(jax.device_get(EmotionRecognizer.from_run(d)._params)) for d in (one, two)]
+    params = [jax.tree.leaves(jax.device_get(EmotionRecognizer.from_run(d).params)) for d in (one, two)]
     assert len(params[0]) == len(params[1])
     assert max(float(np.abs(a - b).max()) for a, b in zip(*params)) < 1e-5
     assert first["folds"][0]["test"]["confusion_matrix"] == second["folds"][0]["test"]["confusion_matrix"]

@@ -14,6 +14,8 @@ import numpy as np
 from mer_jax.data.tfds_audio import RECORD_SCHEME, record_waveforms
 
 SAMPLE_RATE = 16_000
+# What a folder of recordings may hold (soundfile reads the first five, librosa's audioread the others).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".aiff", ".mp3", ".m4a")
 MIN_SECONDS = 0.025  # one 25 ms analysis window (features.win_length's default): less holds no frame of speech
 
 

@@ -69,8 +69,15 @@ _CORE = {
 _BACKCHANNELS = ["Yeah.", "Okay.", "Right.", "I see.", "Mm, go on.", "Really?", "Is that so?", "Oh.",
                  "Uh-huh, and then?", "Hm, tell me more."]
 BACKCHANNEL_RATE = 0.25
+DEMO_README = "SYNTHETIC demo corpus written by mer_jax (mer_jax.data.demo)"
 _FILLERS = ["", "", "", "well ", "you know ", "okay so ", "listen "]
 _TAILS = ["", "", "", " today", " I think", " right now", " you know"]
+
+
+def is_demo_corpus(root) -> bool:
+    """Whether `root` is a corpus `write_demo_corpus` wrote (its README says so), not a real IEMOCAP release."""
+    readme = pathlib.Path(root) / "README.txt"
+    return readme.is_file() and readme.read_text(errors="replace").startswith(DEMO_README)
 
 
 def write_demo_corpus(root, *, seed: int = 0, dialogues_per_session: int = 6,
@@ -80,8 +87,7 @@ def write_demo_corpus(root, *, seed: int = 0, dialogues_per_session: int = 6,
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     (root / "README.txt").write_text(
-        "SYNTHETIC demo corpus written by mer_jax (mer_jax.data.demo), seed "
-        f"{seed}.\nIt reproduces the IEMOCAP_full_release folder layout and file formats only; the "
+        f"{DEMO_README}, seed {seed}.\nIt reproduces the IEMOCAP_full_release folder layout and file formats only; the "
         "audio is numpy-generated and the transcripts are template sentences. It is NOT IEMOCAP.\n"
     )
     scripts = _scripts(np.random.default_rng(seed + 7919))

@@ -24,6 +24,17 @@ class LabelSet:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes as a person reads them (``exc`` -> ``excitement``), in class-index order."""
+        return tuple(READABLE.get(c, c) for c in self.classes)
+
+
+# IEMOCAP's label codes as words, for what people read (pages, printed predictions, model cards, an exported
+# model's id2label); files of predictions and metrics keep the codes.
+READABLE = {"ang": "anger", "hap": "happiness", "exc": "excitement", "neu": "neutral", "sad": "sadness",
+            "fru": "frustration", "fea": "fear", "sur": "surprise", "dis": "disgust", "oth": "other"}
+
 
 LABEL_SETS = {
     # LPGNet and most IEMOCAP work: excited merged into happy; 5531 utterances on the real release.

@@ -50,23 +50,31 @@ class CheckpointMismatchError(ValueError):
     """The checkpoint's tensors do not correspond one to one with the encoder's parameters."""
 
 
-def resolve(name_or_path: str | Path, revision: str | None = None) -> Path:
-    """A local folder as is; otherwise a hub id, downloaded (or found in the cache) by huggingface_hub."""
+def hub_folder(name_or_path: str | Path, revision: str | None = None, *, cache_dir: str | Path | None = None,
+               allow_patterns: list[str] | None = None) -> Path:
+    """A local folder as is; otherwise a Hugging Face hub id, downloaded (or found in the cache, which is all
+    that ``HF_HUB_OFFLINE=1`` allows) by ``huggingface_hub.snapshot_download``: its files that match
+    `allow_patterns` (default: all), at `revision` (a branch, tag or commit), under `cache_dir`."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
     name = str(name_or_path)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise FileNotFoundError(f"{name!r} is not a checkpoint folder (and does not look like a hub id)")
+        raise FileNotFoundError(f"{name!r} is not a folder (and does not look like a hub id)")
     from huggingface_hub import snapshot_download
 
     try:
-        folder = Path(snapshot_download(name, revision=revision, allow_patterns=HUB_PATTERNS))
-        if not any(folder.glob("model*.safetensors")):
-            folder = Path(snapshot_download(name, revision=revision, allow_patterns=HUB_TORCH_PATTERNS))
+        return Path(snapshot_download(name, revision=revision, cache_dir=cache_dir, allow_patterns=allow_patterns))
     except Exception as error:
         raise FileNotFoundError(f"{name!r} is not a local folder and the Hugging Face hub could not "
                                 f"provide it: {error}") from error
+
+
+def resolve(name_or_path: str | Path, revision: str | None = None) -> Path:
+    """A checkpoint folder: local, or a hub id's safetensors files (its PyTorch files when it has none)."""
+    folder = hub_folder(name_or_path, revision, allow_patterns=HUB_PATTERNS)
+    if folder != Path(name_or_path).expanduser() and not any(folder.glob("model*.safetensors")):
+        folder = hub_folder(name_or_path, revision, allow_patterns=HUB_TORCH_PATTERNS)
     return folder
 
 
