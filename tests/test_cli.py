@@ -133,7 +133,7 @@ def test_predict_and_evaluate_use_the_trained_run_from_any_folder(trained_run, b
     result = mer_jax_here("predict", f"--workdir={workdir}", f"--audio={wav}", "--text=I love the new job.", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     label, probabilities = result.stdout.strip().split("  ", 1)
-    assert label in {"ang", "fru", "neu", "sad", "exc", "hap"} and probabilities.count(",") == 5
+    assert label in {"anger", "frustration", "neutral", "sadness", "excitement", "happiness"} and probabilities.count(",") == 5
     saved = json.loads((workdir / "config.json").read_text())["data"]
     assert saved["root"] == str(broken_corpus[0]) and pathlib.Path(saved["cache_dir"]).is_absolute()
     moved = tmp_path / "moved"  # the corpus somewhere else now: said with an override of where the data is
@@ -275,7 +275,7 @@ def test_help_lists_every_command_and_each_command_shows_its_own_flags():
     predict = mer_jax_here("predict", "--help")
     assert predict.returncode == 0 and predict.stdout.startswith("usage: mer-jax predict")
     flags = {line.split()[0] for line in predict.stdout.split("flags:\n")[1].split("\n\n")[0].splitlines()}
-    assert flags == {"--workdir", "--audio", "--text", "--manifest", "--out"}  # its own, not every command's
+    assert flags == {"--workdir", "--audio", "--text", "--transcripts", "--manifest", "--out", "--format"}  # its own only
     assert "example:\n  mer-jax predict --workdir=" in predict.stdout
     typo = mer_jax_here("trian")
     assert typo.returncode != 0 and "did you mean train?" in typo.stderr and "Traceback" not in typo.stderr
