@@ -10,7 +10,7 @@ import zipfile
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-def test_installed_package_trains_from_another_folder(demo_root, tmp_path):
+def test_installed_package_trains_from_another_folder(demo_root, demo_cache, tmp_path):
     source = tmp_path / "source"  # a copy of what a clean clone holds, so that building writes nothing here
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -33,7 +33,8 @@ def test_installed_package_trains_from_another_folder(demo_root, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
     code = "import sys, mer_jax.cli; sys.argv[0] = 'mer-jax'; mer_jax.cli.run()"
     result = subprocess.run([sys.executable, "-c", code, "train", "--config=configs/demo.py", "--workdir=run",
-                             f"--config.data.root={demo_root}", "--config.train.epochs=1",
+                             f"--config.data.root={demo_root}", f"--config.data.cache_dir={demo_cache}",
+                             "--config.train.epochs=1",
                              "--config.train.batch_size=16", "--config.features.max_frames=40",
                              "--config.model.d_model=16", "--config.text.hidden=16"],
                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=900)
