@@ -81,15 +81,20 @@ def _batch(examples, inputs) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def served_demo(demo_model, demo_root, tmp_path_factory):
+def served_demo(demo_run, demo_root, tmp_path_factory):
     """The demo model's JAX probabilities for two real utterances, and what TensorFlow computes from its
     SavedModel (free shapes) and from a fixed-shape one converted to TFLite, for the same batch, a batch trimmed to
     its longest real frames and tokens, a control with the transcripts swapped, and frames beyond max_frames."""
     from mer_jax.inference import EmotionRecognizer
-    from mer_jax.savedmodel import LABELS, export_savedmodel, save, serving_inputs
+    from mer_jax.savedmodel import LABELS, save, serving_inputs
+    from test_cli import mer_jax_here
 
     tmp = tmp_path_factory.mktemp("savedmodel")
-    folder = shutil.copytree(demo_model, tmp / "model")  # the fixture's folder stays read-only
+    folder = tmp / "model"
+    exported = mer_jax_here("export", f"--workdir={demo_run}", f"--out={folder}", "--format=savedmodel")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    savedmodel = folder / "savedmodel"
+    assert f"TensorFlow SavedModel: {savedmodel}" in exported.stdout
     recognizer = EmotionRecognizer.from_pretrained(folder)
     examples = recognizer.examples_of_files(_items(demo_root))
     expected = recognizer.predict_examples(examples)
@@ -100,7 +105,6 @@ def served_demo(demo_model, demo_root, tmp_path_factory):
                "attention_mask": full["attention_mask"][:, :tokens]}
     swapped = {**full, "input_ids": full["input_ids"][::-1], "attention_mask": full["attention_mask"][::-1]}
     too_long = {**full, "mfcc": np.concatenate([full["mfcc"], full["mfcc"][:, :1]], axis=1)}
-    savedmodel = export_savedmodel(folder)
     fixed = save(recognizer, tmp / "fixed", batch_size=len(examples))
     jobs = [{"savedmodel": str(savedmodel), "tflite": False, "batches": _save_batches(
                 tmp / "free.npz", {"full": full, "trimmed": trimmed, "swapped": swapped, "too_long": too_long})},
