@@ -10,7 +10,6 @@ over tiny DeBERTa and wav2vec2 encoders (exact GELU's erf, fixed token and sampl
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
