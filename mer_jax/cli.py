@@ -454,7 +454,12 @@ def serve() -> None:
 
     if FLAGS.model is None:
         raise app.UsageError("serve needs --model (a run, an exported model folder or a Hub id)")
-    serve_model(FLAGS.model, host=FLAGS.host, port=FLAGS.port)
+    try:
+        serve_model(FLAGS.model, host=FLAGS.host, port=FLAGS.port)
+    except ModuleNotFoundError as e:  # gradio, an optional extra: the install line, not a traceback
+        if e.name != "gradio":
+            raise
+        raise app.UsageError(str(e)) from None
 
 
 def attention() -> None:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 from mer_jax.data.audio import SAMPLE_RATE
 from mer_jax.errors import InputError
+from mer_jax.evaluation.attention import has_cross_attention
 from mer_jax.inference import EmotionRecognizer
 
 MAX_SECONDS = 60.0  # longer uploads are refused before decoding: one request must not hold the batch for long
@@ -43,12 +44,6 @@ def _gradio():
     except ImportError:
         raise ModuleNotFoundError('serving needs gradio: pip install "mer_jax[serve]"', name="gradio") from None
     return gradio
-
-
-def has_attention(recognizer: EmotionRecognizer) -> bool:
-    """Whether the model has cross-modal attention to draw (`mer_jax.evaluation.attention.attention_of`'s test)."""
-    model = recognizer.config.model
-    return model.name == "dynamic_fusion" and model.modalities == "audio+text" and model.get("fusion") == "cross_attention"
 
 
 class Batcher:
@@ -142,7 +137,7 @@ def build_app(recognizer: EmotionRecognizer, *, max_seconds: float = MAX_SECONDS
     gr = _gradio()
     batcher = Batcher(recognizer, max_batch_size)
     reads = recognizer.modalities
-    attention = has_attention(recognizer)
+    attention = has_cross_attention(recognizer.config.model)
 
     def predict(audio: str | None, transcript: str) -> dict:
         """The model's answer for one utterance: its label, label code and class probabilities."""

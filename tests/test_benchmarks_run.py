@@ -23,6 +23,13 @@ TOY_RUNS = {
                          "--max-utterances", "8", "--train-dialogues", "8", "--batch", "4", "--timed-epochs", "1",
                          "--epochs", "2"], "(c)/(b)"),
 }
+# The serving benchmarks measure mer_jax against itself (no PyTorch side, no host-memory setting): the
+# SavedModel in TensorFlow against JAX, and the served page's HTTP API under 8 clients against 1.
+SERVING_TOY_RUNS = {
+    "savedmodel_latency.py": (["--frames", "40", "--tokens", "8", "--d-model", "16", "--steps", "2", "--warmup", "1"],
+                              "/ JAX"),
+    "serve_load.py": (["--requests", "8", "--threads", "2", "--warmup", "2"], "(b)/(a)"),
+}
 
 
 @pytest.mark.parametrize("script", sorted(TOY_RUNS))
@@ -33,4 +40,17 @@ def test_benchmark_runs_at_toy_sizes(script):
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "freed host memory kept" in result.stdout  # --keep-host-memory: mer-jax's setting, for both
+    assert ratio_column in result.stdout
+
+
+@pytest.mark.parametrize("script", sorted(SERVING_TOY_RUNS))
+def test_serving_benchmark_runs_at_toy_sizes(script, request):
+    args, ratio_column = SERVING_TOY_RUNS[script]
+    if script == "serve_load.py":  # the shared tiny model and corpus instead of training its own
+        args = [*args, f"--model={request.getfixturevalue('demo_model')}",
+                f"--data={request.getfixturevalue('demo_root')}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", "GRADIO_ANALYTICS_ENABLED": "False"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert ratio_column in result.stdout

@@ -39,11 +39,16 @@ from mer_jax.errors import ConfigError
 TOP_MIN_COUNT = 3  # a token must occur this often in a class to be ranked (rare tokens rank by luck)
 
 
+def has_cross_attention(model) -> bool:
+    """Whether a config's ``model`` section has cross-modal attention to show (the fused dynamic-fusion model)."""
+    return model.name == "dynamic_fusion" and model.modalities == "audio+text" and model.get("fusion") == "cross_attention"
+
+
 def attention_of(predictor, examples: Examples):
     """Per real example, in order: (its index, weights (heads, frames, tokens) over its real frames and
     tokens, its tokens)."""
     model = predictor.config.model
-    if model.name != "dynamic_fusion" or model.modalities != "audio+text" or model.fusion != "cross_attention":
+    if not has_cross_attention(model):
         raise ConfigError(f"the run's model has no cross-modal attention (model.name = {model.name!r}, model.modalities "
                          f"= {model.modalities!r}, model.fusion = {model.get('fusion')!r})")
     for batch, weights in predictor.outputs(examples, "attention"):
