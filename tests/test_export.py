@@ -202,3 +202,13 @@ def test_exported_pretrained_encoder_model_needs_no_checkpoint(demo_root, demo_c
     rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
     assert [r["id"] for r in rows] == ["a", "b"] and rows[0]["label"] == expected["label"]
     assert abs(float(rows[0][expected["code"]]) - expected["probabilities"][expected["label"]]) < 1e-5
+
+
+def test_attention_maps_of_an_exported_model(demo_model, demo_root, tmp_path):
+    wav = next(pathlib.Path(demo_root).glob("Session5/sentences/wav/*/*.wav"))
+    result = mer_jax_here("attention", f"--workdir={demo_model}", f"--audio={wav}", "--text=I love the new job.",
+                          f"--out={tmp_path / 'maps'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p.name for p in (tmp_path / "maps").iterdir()} == {"heads.png", "mean.png", "tokens.csv"}
+    tokens = [row["token"] for row in csv.DictReader(open(tmp_path / "maps" / "tokens.csv"))]
+    assert "love" in tokens and "job" in tokens
