@@ -43,8 +43,6 @@ import numpy as np
 from gradio_client import Client, handle_file
 
 from mer_jax.config import load_run_config
-from mer_jax.data.corpora import read_corpus
-from mer_jax.data.demo import write_demo_corpus
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # tests/test_cli.py's TINY training: a model that trains in seconds and serves like a real one
@@ -142,6 +140,9 @@ def main():
     parser.add_argument("--max-batch-size", type=int, default=8, help="the server's (serve(max_batch_size=...))")
     parser.add_argument("--warmup", type=int, default=48, help="requests sent before timing (compiles the shapes)")
     args = parser.parse_args()
+    # after --help: the readers decode audio (soundfile), which machines that only benchmark may lack
+    from mer_jax.data.corpora import read_corpus  # noqa: PLC0415
+    from mer_jax.data.demo import write_demo_corpus  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as temporary:
         workdir = pathlib.Path(args.workdir or temporary)

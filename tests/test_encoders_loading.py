@@ -188,7 +188,7 @@ def test_hub_ids_go_through_snapshot_download(bert_dir, monkeypatch):
 
     calls = []
 
-    def fake_snapshot_download(repo_id, revision=None, allow_patterns=None):
+    def fake_snapshot_download(repo_id, revision=None, allow_patterns=None, cache_dir=None):
         calls.append((repo_id, revision, tuple(allow_patterns)))
         return str(bert_dir)
 
