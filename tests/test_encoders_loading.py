@@ -198,7 +198,7 @@ def test_hub_ids_go_through_snapshot_download(bert_dir, monkeypatch):
     assert calls == [("someone/tiny-bert", "main", tuple(checkpoint.HUB_PATTERNS))]
 
     calls.clear()
-    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
+    with pytest.raises(FileNotFoundError, match="is not a folder .and does not look like a hub id"):
         encoders.from_pretrained(str(bert_dir / "no-such-folder"))
     assert calls == []
 
