@@ -32,15 +32,51 @@ SERVING_TOY_RUNS = {
 }
 
 
-@pytest.mark.parametrize("script", sorted(TOY_RUNS))
-def test_benchmark_runs_at_toy_sizes(script):
-    args, ratio_column = TOY_RUNS[script]
+# Every toy run in one Python process (each script as `python SCRIPT ARGS` runs it, through runpy), so that
+# JAX, PyTorch and transformers are imported once rather than once per script; each script's output
+# follows a "##### SCRIPT" line, and a script that fails says so and lets the others run.
+DRIVER = """
+import json, runpy, sys, traceback
+sys.path.insert(0, "benchmarks")
+for script, args in json.loads(sys.argv[1]):
+    print(f"##### {script}", flush=True)
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(f"benchmarks/{script}", run_name="__main__")
+    except SystemExit as e:
+        if e.code not in (0, None):
+            print(f"##### failed: exit {e.code}", flush=True)
+    except BaseException:
+        traceback.print_exc(file=sys.stdout)
+        print("##### failed", flush=True)
+    sys.stdout.flush()
+"""
+
+
+@pytest.fixture(scope="module")
+def toy_outputs() -> dict[str, str]:
+    """Each benchmark's output at toy sizes (with mer-jax's host-memory setting)."""
+    import json
+
     env = {**os.environ, "USE_TF": "0", "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-    command = [sys.executable, str(ROOT / "benchmarks" / script), *args, "--keep-host-memory"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    runs = [(script, [*args, "--keep-host-memory"]) for script, (args, _) in sorted(TOY_RUNS.items())]
+    result = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(runs)], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    assert "freed host memory kept" in result.stdout  # --keep-host-memory: mer-jax's setting, for both
-    assert ratio_column in result.stdout
+    sections = result.stdout.split("##### ")[1:]
+    outputs = {section.split("\n", 1)[0]: section for section in sections if not section.startswith("failed")}
+    for k, section in enumerate(sections):  # a failure line belongs to the script before it
+        if section.startswith("failed"):
+            outputs[sections[k - 1].split("\n", 1)[0]] += "##### " + section + result.stderr[-4000:]
+    return outputs
+
+
+@pytest.mark.parametrize("script", sorted(TOY_RUNS))
+def test_benchmark_runs_at_toy_sizes(script, toy_outputs):
+    output = toy_outputs[script]
+    assert "##### failed" not in output, output[-6000:]
+    assert "freed host memory kept" in output  # --keep-host-memory: mer-jax's setting, for both
+    assert TOY_RUNS[script][1] in output
 
 
 @pytest.mark.parametrize("script", sorted(SERVING_TOY_RUNS))
