@@ -20,7 +20,6 @@ import argparse
 import os
 import pathlib
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -31,7 +30,8 @@ import torch  # noqa: E402
 from flax import nnx  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from encoder_throughput import add_host_memory_option, best_step_seconds, host_memory, xla_memory_gib  # noqa: E402
+from encoder_throughput import add_host_memory_option, host_memory, xla_memory_gib  # noqa: E402
+from timing import best_step_seconds, seconds  # noqa: E402
 
 from mer_jax.layers.bilstm import BiLSTM  # noqa: E402
 
@@ -95,11 +95,8 @@ def main():
         loss.backward()
         sync()
 
-    firsts = {}
-    for name, fn in (("forward", lambda: forward(state, x, n)), ("forward+backward", lambda: forward_backward(state, x, n))):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        firsts[name] = time.perf_counter() - start
+    firsts = {name: seconds(lambda fn=fn: jax.block_until_ready(fn(state, x, n)))
+              for name, fn in (("forward", forward), ("forward+backward", forward_backward))}
 
     real = (np.arange(args.frames)[None] < lengths[:, None])[..., None]
     gap = np.abs(np.asarray(forward(state, x, n), np.float32) - torch_forward().float().cpu().numpy()) * real

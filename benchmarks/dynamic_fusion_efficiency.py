@@ -42,7 +42,8 @@ import transformers  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from encoder_throughput import SIZES, add_host_memory_option, best_step_seconds, hf_configs, host_memory  # noqa: E402
+from encoder_throughput import SIZES, add_host_memory_option, hf_configs, host_memory  # noqa: E402
+from timing import best_step_seconds, seconds  # noqa: E402
 
 from mer_jax import encoders  # noqa: E402
 from mer_jax.config import base_config  # noqa: E402
@@ -186,12 +187,7 @@ def main():
     compiled = train_step.lower(state["params"], state["other"], state["opt_state"], stacked, keys).compile()
     compile_jax = time.perf_counter() - start
     memory = compiled.memory_analysis()
-    start = time.perf_counter()
-    jax_train()
-    first_jax = time.perf_counter() - start
-    start = time.perf_counter()
-    torch_train()
-    first_torch = time.perf_counter() - start
+    first_jax, first_torch = seconds(jax_train), seconds(torch_train)
     best = best_step_seconds({"jax": jax_train, "torch": torch_train}, args.steps, args.warmup)
     rows.append((f"train step, batch {args.train_batch} (s)", best["jax"], best["torch"]))
     rows.append(("first train step (s; JAX: trace + compile + run)", compile_jax + first_jax, first_torch))

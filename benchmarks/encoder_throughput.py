@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("USE_TF", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -29,6 +28,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from flax import nnx  # noqa: E402
+
+from timing import best_step_seconds, seconds  # noqa: E402
 
 from mer_jax import encoders  # noqa: E402
 from mer_jax.host_memory import keep_freed_host_memory  # noqa: E402
@@ -63,22 +64,6 @@ def host_memory(args) -> str:
     if not args.keep_host_memory:
         return "glibc malloc defaults"
     return "freed host memory kept" if keep_freed_host_memory() else "glibc malloc defaults (could not change them)"
-
-
-def best_step_seconds(fns: dict, steps: int, warmup: int) -> dict:
-    """Best wall time of `steps` calls of each function after `warmup` untimed ones (compilation, and
-    PyTorch's CPU allocator, which page-faults for a few steps). Calls alternate between the
-    functions so that background load on the machine hits both frameworks alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(steps):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def torch_passes(model, ids, mask, bf16: bool, device: str) -> dict:
@@ -132,12 +117,6 @@ def xla_memory_gib(jitted, args) -> float:
             - memory.alias_size_in_bytes) / 2**30
 
 
-def first_call_seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -177,7 +156,7 @@ def main():
 
             # First calls (JAX: trace + compile), then memory: XLA's estimate for JAX; PyTorch's
             # allocator peak on a GPU (on a CPU it has none to read).
-            firsts = first_call_seconds(flax_call), first_call_seconds(theirs[label])
+            firsts = seconds(flax_call), seconds(theirs[label])
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
                 theirs[label]()

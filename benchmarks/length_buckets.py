@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from encoder_throughput import add_host_memory_option, host_memory  # noqa: E402
+from timing import seconds  # noqa: E402
 
 from mer_jax.configs import meld_text_minilm  # noqa: E402
 from mer_jax.data.examples import length_buckets, numpy_batches  # noqa: E402
@@ -77,12 +78,6 @@ def prepare(config, fold: FoldData, count: int, utterances: int) -> dict:
             "train": lambda: run_train(steps), "validation": lambda: run_validation(validation)}
 
 
-def timed(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="../shared/data/meld")
@@ -108,7 +103,7 @@ def main():
         for r in results.values():
             r[f"{part}_s"] = 0.0
         for count in (1, args.buckets, args.buckets, 1):
-            results[count][f"{part}_s"] += timed(results[count][part]) / 2 * (scale if part == "train" else 1)
+            results[count][f"{part}_s"] += seconds(results[count][part]) / 2 * (scale if part == "train" else 1)
     for count, r in results.items():
         print(f"length_buckets={count}: token shapes {r['shapes']}, {r['tokens_per_step']:.1f} tokens per step on "
               f"average; compile {r['compile_s']:.1f} s; train epoch {r['train_s']:.1f} s; "

@@ -32,32 +32,12 @@ import tempfile
 import time
 
 import numpy as np
+from timing import best_step_seconds, seconds
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 DEMO_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "demo.py"
 VOCAB_SIZE = 1000
-
-
-def best_seconds(fns: dict, steps: int, warmup: int) -> dict:
-    """Best wall time of `steps` calls of each function after `warmup` untimed ones, the calls alternating
-    between the functions so that background load hits all of them alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(steps):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-def first_call_seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def random_batch(rng, size: int, frames: int, tokens: int, n_mfcc: int) -> dict[str, np.ndarray]:
@@ -124,14 +104,14 @@ def main():
                    "SavedModel": lambda b=as_tf: signature(**b)["probabilities"].numpy()}
             if size in runners:
                 fns["TFLite"] = lambda b=batch, runner=runners[size]: runner(**b)["probabilities"]
-            firsts = {name: first_call_seconds(fn) for name, fn in fns.items()}
+            firsts = {name: seconds(fn) for name, fn in fns.items()}
             expected = fns["JAX"]()
             for name, fn in list(fns.items())[1:]:
                 gap = float(np.abs(fn() - expected).max())
                 print(f"parity at batch {size}: max |{name} - JAX| = {gap:.2e} (tolerance 1e-4)")
                 if gap > 1e-4:
                     raise SystemExit(f"{name} disagrees with JAX: timings would compare different computations")
-            rows.append((size, firsts, best_seconds(fns, args.steps, args.warmup)))
+            rows.append((size, firsts, best_step_seconds(fns, args.steps, args.warmup)))
 
     names = list(rows[0][1])
     print(f"{'batch':>6}{'runtime':>12}{'ms/batch':>10}{'ms/sample':>11}{'/ JAX':>8}{'1st call s':>12}")
