@@ -44,11 +44,12 @@ flags.DEFINE_string("text", None, "Its transcript.")
 flags.DEFINE_string("utterance", None, "An utterance id of the run's corpus.")
 flags.DEFINE_bool("top_tokens", False, "The most attended tokens of each class over the run's test part.")
 flags.DEFINE_string("out", None, "attention: output folder (default <workdir>/attention/<utterance or top_tokens>); "
-                    "predict --manifest: the predictions CSV; export: the model folder.")
+                    "predict (many utterances): the predictions file (default: the terminal); export: the model "
+                    "folder.")
 flags.DEFINE_string("manifest", None, "A CSV with columns audio and/or text (and optionally id), one utterance "
                     "per row; audio paths relative to the CSV's folder.")
-flags.DEFINE_string("transcripts", None, "--audio=FOLDER: a CSV with columns audio (paths relative to the folder) "
-                    "and text (default: a .txt file beside each audio file).")
+flags.DEFINE_string("transcripts", None, "--audio=FOLDER: a CSV with columns audio (paths relative to the CSV's "
+                    "folder) and text (default: a .txt file beside each audio file).")
 flags.DEFINE_string("format", None, "predict: csv, json or jsonl (default: csv for many utterances, a readable line "
                     "for one); export: folder, or savedmodel (the folder plus a TensorFlow SavedModel in it).")
 flags.DEFINE_string("push_to_hub", None, "export: also upload the folder to this Hugging Face Hub model id (user/name).")

@@ -55,11 +55,18 @@ PREDICTION_BUCKETS = (0.25, 0.5, 1.0)
 BATCH_SIZES = (1, 8, 32)
 
 
+NOT_EXPORTED = f"not an exported model (needs config.json and {WEIGHTS})"
+
+
+def is_exported_model(folder: pathlib.Path) -> bool:
+    """Whether `folder` holds what `export_run` writes and `from_pretrained` reads."""
+    return (folder / WEIGHTS).is_file() and (folder / "config.json").is_file()
+
+
 def _item(item: Item, k: int) -> tuple[str | int, Audio, str]:
     """(id, audio, transcript) of a prediction input: its ``id``, else its audio file's path, else its place."""
     if isinstance(item, dict):
-        audio, text = item.get("audio"), item.get("text") or ""
-        given = item.get("id")
+        audio, text, given = item.get("audio"), item.get("text"), item.get("id")
     else:
         (audio, text), given = item, None
     if given is None:
@@ -103,28 +110,29 @@ def _waveform(audio: Audio, params: MfccParams, sample_rate: int) -> np.ndarray:
 
 def folder_items(folder, transcripts=None) -> list[dict]:
     """Every audio file under `folder` (recursively, sorted) as a prediction item, its id the path relative to
-    `folder`; its transcript from `transcripts` (a CSV with columns ``audio``, a path relative to `folder`, and
-    ``text``) or else from a ``.txt`` file of the same name beside it (empty when neither has one)."""
+    `folder`; its transcript from `transcripts` (a CSV with columns ``audio``, a path relative to the CSV's
+    folder as in a manifest, and ``text``) or else from a ``.txt`` file of the same name beside it (empty when neither has one)."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not files:
         raise InputError(f"{folder}: no audio files ({', '.join(AUDIO_SUFFIXES)}) under it")
+    resolved = [path.resolve() for path in files]
     given = {}
     if transcripts is not None:
         rows = manifest_items(transcripts)
         if any(not isinstance(row["audio"], str) for row in rows):
             raise InputError(f"{transcripts}: every row needs an audio column (the file's path under {folder})")
         given = {pathlib.Path(row["audio"]).resolve(): row["text"] for row in rows}
-        unknown = sorted(str(path) for path in given if path not in {f.resolve() for f in files})
+        unknown = sorted(map(str, given.keys() - set(resolved)))
         if unknown:
             raise InputError(f"{transcripts}: names {len(unknown)} file(s) that are not audio under {folder}, "
                              f"e.g. {unknown[0]}")
     items = []
-    for path in files:
+    for path, real in zip(files, resolved):
         sidecar = path.with_suffix(".txt")
-        text = given.get(path.resolve(), sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else "")
+        text = given.get(real, sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else "")
         items.append({"id": path.relative_to(folder).as_posix(), "audio": str(path), "text": text})
     return items
 
@@ -237,10 +245,10 @@ class EmotionRecognizer:
         from mer_jax.encoders.checkpoint import hub_folder  # noqa: PLC0415
 
         folder = hub_folder(name_or_folder, revision, cache_dir=cache_dir)
-        if not (folder / WEIGHTS).exists() or not (folder / "config.json").exists():
+        if not is_exported_model(folder):
             hint = "" if folder == pathlib.Path(name_or_folder).expanduser() else f" (from the Hub's {name_or_folder})"
-            raise FileNotFoundError(f"{folder}{hint}: not an exported model (needs config.json and {WEIGHTS}); "
-                                    "a trained run folder loads with EmotionRecognizer.from_run or .load")
+            raise FileNotFoundError(f"{folder}{hint}: {NOT_EXPORTED}; a trained run folder loads with "
+                                    "EmotionRecognizer.from_run or .load")
         config = load_run_config(folder / "config.json")
         cls._check_level(config, folder)
         arrays = load_file(str(folder / WEIGHTS))
@@ -478,9 +486,8 @@ def push_to_hub(folder, repo_id: str, *, private: bool = False, token: str | Non
     from huggingface_hub import HfApi  # noqa: PLC0415
 
     folder = pathlib.Path(folder)
-    if not (folder / WEIGHTS).exists() or not (folder / "config.json").exists():
-        raise FileNotFoundError(f"{folder}: not an exported model (needs config.json and {WEIGHTS}); "
-                                "write one with mer-jax export")
+    if not is_exported_model(folder):
+        raise FileNotFoundError(f"{folder}: {NOT_EXPORTED}; write one with mer-jax export")
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     return str(api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", revision=revision,
